@@ -1,0 +1,1 @@
+"""The ``vaultmesh`` command line."""

@@ -1,0 +1,1 @@
+"""One package per service; each runs with ``python -m vaultmesh.services.<name>``."""

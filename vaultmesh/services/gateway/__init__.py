@@ -1,0 +1,1 @@
+"""gateway: the one HTTP door (agent ingest, JSON API, dashboard, console, SSE)."""

@@ -1,0 +1,1 @@
+"""The library every VaultMesh service and tool shares."""

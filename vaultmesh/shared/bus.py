@@ -1,0 +1,101 @@
+"""The one way to connect to NATS, and to make envelope requests over it.
+
+Start-up fails fast on a dead server (``nats_connect_attempts`` tries), then the
+connection keeps reconnecting for as long as ``nats_max_reconnects`` allows.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+from nats.errors import Error as NatsError
+from nats.errors import NoRespondersError, NoServersError
+from nats.errors import TimeoutError as NatsTimeoutError
+
+from vaultmesh.shared import codec
+from vaultmesh.shared.config import BusSettings
+from vaultmesh.shared.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+
+def _auth_options(settings: BusSettings) -> dict[str, Any]:
+    if settings.nats_creds_file is not None:
+        return {"user_credentials": str(settings.nats_creds_file)}
+    if settings.nats_nkey_seed_file is not None:
+        return {"nkeys_seed": str(settings.nats_nkey_seed_file)}
+    if settings.nats_token:
+        return {"token": settings.nats_token}
+    if settings.nats_user:
+        return {"user": settings.nats_user, "password": settings.nats_password or ""}
+    return {}
+
+
+async def _on_error(exc: Exception) -> None:
+    log.warning("nats connection error", extra={"error_type": type(exc).__name__})
+
+
+async def _on_disconnect() -> None:
+    log.warning("disconnected from nats")
+
+
+async def _on_reconnect() -> None:
+    log.info("reconnected to nats")
+
+
+async def connect(settings: BusSettings, name: str) -> Client:
+    """Connect as ``name``; raise Unavailable quickly when no server answers."""
+    try:
+        nc = await nats.connect(
+            servers=[url.strip() for url in settings.nats_url.split(",")],
+            name=name,
+            connect_timeout=settings.nats_connect_timeout,
+            reconnect_time_wait=settings.nats_reconnect_wait,
+            max_reconnect_attempts=settings.nats_connect_attempts,
+            error_cb=_on_error,
+            disconnected_cb=_on_disconnect,
+            reconnected_cb=_on_reconnect,
+            **_auth_options(settings),
+        )
+    except (NoServersError, OSError, TimeoutError, NatsError) as exc:
+        raise Unavailable(
+            f"cannot connect to NATS at {settings.nats_url} as {name}: {type(exc).__name__}"
+        ) from None
+    # From here on a lost server is retried for as long as the settings allow.
+    nc.options["max_reconnect_attempts"] = settings.nats_max_reconnects
+    return nc
+
+
+async def close(nc: Client) -> None:
+    """Drain (flush pending work, stop subscriptions) and close; safe to call twice."""
+    if nc.is_closed:
+        return
+    try:
+        await nc.drain()
+    except (NatsError, TimeoutError, OSError):
+        await nc.close()
+
+
+async def request(
+    nc: Client,
+    subject: str,
+    payload: Any = None,
+    *,
+    timeout: float = 5.0,
+    fmt: codec.WireFormat = codec.WireFormat.JSON,
+) -> Any:
+    """Send an envelope request and return its ``data``; raise the typed error on failure."""
+    body = b"" if payload is None else codec.encode(payload, fmt)
+    headers = {codec.CONTENT_TYPE: fmt.content_type}
+    try:
+        msg = await nc.request(subject, body, timeout=timeout, headers=headers)
+    except NoRespondersError:
+        raise Unavailable(f"no service is answering on {subject}") from None
+    except (NatsTimeoutError, TimeoutError):
+        raise Unavailable(f"no reply on {subject} within {timeout:g}s") from None
+    except NatsError as exc:
+        raise Unavailable(f"bus error on {subject}: {type(exc).__name__}") from None
+    return codec.unwrap(codec.decode(msg.data, codec.format_of(msg.headers)))

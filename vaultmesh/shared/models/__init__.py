@@ -1,0 +1,1 @@
+"""Wire models, defined once and used by every producer and consumer."""

@@ -1,0 +1,156 @@
+"""The EventEnvelope: the canonical message of the communication layer (seed 001 V0.7.2).
+
+Canonical form (see docs/EVENT_ENVELOPE.md): the fields below in this order,
+``ts`` as RFC 3339 UTC with microseconds, ``data`` with sorted keys, compact
+JSON, UTF-8. The ``id`` is ``"ev_"`` plus the first 32 hex digits of the
+SHA-256 of the canonical bytes of every other field, so the same event always
+gets the same id and any change to it gets a different one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from enum import Enum, StrEnum
+from typing import Annotated, Any
+from uuid import UUID
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from vaultmesh.shared.models.common import Severity, Timestamp
+
+MAX_BODY = 16 * 1024
+
+
+class EventKind(StrEnum):
+    """What an event is about."""
+
+    NOTE = "note"
+    INCIDENT = "incident"
+    ACK = "ack"
+    TAG = "tag"
+    RESOLVE = "resolve"
+    HEARTBEAT = "heartbeat"
+    ATTENTION = "attention"
+    SCAN = "scan"
+    COMMAND = "command"
+
+
+HUMAN_KINDS = frozenset(
+    {EventKind.NOTE, EventKind.INCIDENT, EventKind.ACK, EventKind.TAG, EventKind.RESOLVE}
+)
+
+
+class EventEnvelope(BaseModel):
+    """One event in the communication layer."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    ts: Timestamp
+    kind: EventKind
+    node_id: UUID | None = None
+    author: Annotated[str, Field(min_length=1, max_length=128)]
+    severity: Severity = Severity.INFO
+    body: Annotated[str, Field(max_length=MAX_BODY)] = ""
+    tags: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=32)
+    ] = Field(default_factory=list)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        kind: EventKind,
+        author: str,
+        node_id: UUID | None = None,
+        severity: Severity = Severity.INFO,
+        body: str = "",
+        tags: list[str] | None = None,
+        data: dict[str, Any] | None = None,
+        ts: datetime | None = None,
+    ) -> EventEnvelope:
+        """Build an envelope and derive its id from its canonical bytes."""
+        fields: dict[str, Any] = {
+            "ts": (ts or datetime.now(UTC)).astimezone(UTC),
+            "kind": kind,
+            "node_id": node_id,
+            "author": author,
+            "severity": severity,
+            "body": body,
+            "tags": list(tags or []),
+            "data": dict(data or {}),
+        }
+        return cls(id=event_id(fields), **fields)
+
+    def canonical_bytes(self) -> bytes:
+        """The canonical encoding of every field but ``id``."""
+        return canonical_bytes(self.model_dump(exclude={"id"}))
+
+    def id_is_valid(self) -> bool:
+        """True when ``id`` matches the canonical bytes (the event was not altered)."""
+        return self.id == event_id(self.model_dump(exclude={"id"}))
+
+
+def _ts(value: Any) -> str:
+    when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical_bytes(fields: dict[str, Any]) -> bytes:
+    """Fixed field order, UTC microsecond timestamps, sorted ``data`` keys, compact JSON."""
+    node = fields.get("node_id")
+    kind = fields["kind"]
+    severity = fields.get("severity", Severity.INFO)
+    ordered = [
+        ("ts", _ts(fields["ts"])),
+        ("kind", kind.value if isinstance(kind, Enum) else str(kind)),
+        ("node_id", None if node is None else str(node)),
+        ("author", fields["author"]),
+        ("severity", severity.value if isinstance(severity, Enum) else str(severity)),
+        ("body", fields.get("body", "")),
+        ("tags", list(fields.get("tags", []))),
+        ("data", fields.get("data", {})),
+    ]
+    return orjson.dumps(dict(ordered), option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+
+
+def event_id(fields: dict[str, Any]) -> str:
+    """The id of an event with these fields."""
+    return "ev_" + hashlib.sha256(canonical_bytes(fields)).hexdigest()[:32]
+
+
+class EventsQuery(BaseModel):
+    """``fleet.api.events`` and ``GET /api/events``: recent events, newest first."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: Timestamp | None = None
+    kind: EventKind | None = None
+    node_id: UUID | None = None
+    limit: Annotated[int, Field(ge=1, le=500)] = 100
+
+
+class EventList(BaseModel):
+    """Reply of ``fleet.api.events``: each event with its EVENTS stream sequence."""
+
+    events: list[EventEnvelope]
+    sequences: list[int]
+
+
+class NewEvent(BaseModel):
+    """What a person, agent or bot posts to ``POST /api/events``; the server fills id and ts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: EventKind
+    node_id: UUID | None = None
+    author: Annotated[str, Field(min_length=1, max_length=128)]
+    severity: Severity = Severity.INFO
+    body: Annotated[str, Field(max_length=MAX_BODY)] = ""
+    tags: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=32)
+    ] = Field(default_factory=list)
+    data: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,154 @@
+"""Every NATS subject, stream, bucket and queue-group name used by VaultMesh.
+
+This is the only module that builds subject strings. Handlers, services and
+tools call these functions instead of formatting subjects by hand, so a rename
+happens in one place and a token can never smuggle a wildcard or separator in.
+"""
+
+from __future__ import annotations
+
+import re
+from uuid import UUID
+
+# A single subject token: no separators, wildcards or whitespace.
+_TOKEN = re.compile(r"^[A-Za-z0-9_\-]+$")
+NO_NODE = "_"
+
+# ---- streams and buckets -------------------------------------------------------------
+STREAM_HEARTBEATS = "HEARTBEATS"
+STREAM_EVENTS = "EVENTS"
+STREAM_AUDIT = "AUDIT"
+STREAM_SCHEDULES = "SCHEDULES"
+KV_FLEET_STATE = "FLEET_STATE"
+KV_VAULT = "VAULT"
+
+# ---- queue groups --------------------------------------------------------------------
+QUEUE_FLEET = "fleet"
+QUEUE_VAULT = "vault"
+QUEUE_LOGS = "logs"
+QUEUE_SCHED = "sched"
+
+# ---- micro service names (for $SRV discovery) ----------------------------------------
+SERVICE_FLEET = "fleet"
+SERVICE_VAULT = "vault"
+SERVICE_LOGS = "logs"
+SERVICE_SCHED = "sched"
+
+# ---- durable consumer names ----------------------------------------------------------
+DURABLE_LOGGER = "logger"
+
+
+def token(value: str | UUID) -> str:
+    """Return ``value`` as one safe subject token, or raise ``ValueError``."""
+    text = str(value)
+    if not _TOKEN.match(text):
+        raise ValueError(f"not a valid subject token: {text!r}")
+    return text
+
+
+# ---- heartbeats ----------------------------------------------------------------------
+HEARTBEAT_ALL = "fleet.heartbeat.*"
+
+
+def heartbeat(node_id: str | UUID) -> str:
+    """Subject a node publishes its heartbeat on."""
+    return f"fleet.heartbeat.{token(node_id)}"
+
+
+def node_from_heartbeat_subject(subject: str) -> str:
+    """The node-id token of a ``fleet.heartbeat.<node>`` subject."""
+    prefix = "fleet.heartbeat."
+    if not subject.startswith(prefix) or "." in subject[len(prefix) :]:
+        raise ValueError(f"not a heartbeat subject: {subject!r}")
+    return subject[len(prefix) :]
+
+
+# ---- events --------------------------------------------------------------------------
+EVENT_ALL = "fleet.event.>"
+
+
+def event(kind: str, node_id: str | UUID | None = None) -> str:
+    """Subject of an EventEnvelope of ``kind`` about ``node_id`` (or no node)."""
+    node = NO_NODE if node_id is None else token(node_id)
+    return f"fleet.event.{token(kind)}.{node}"
+
+
+def event_filter(kind: str | None = None, node_id: str | UUID | None = None) -> str:
+    """A wildcard subject matching events by optional kind and node."""
+    k = "*" if kind is None else token(kind)
+    n = "*" if node_id is None else token(node_id)
+    return f"fleet.event.{k}.{n}"
+
+
+# ---- commands and receipts -----------------------------------------------------------
+COMMAND_ALL = "fleet.cmd.*"
+RECEIPT_ALL = "fleet.receipt.*"
+
+
+def command(node_id: str | UUID) -> str:
+    """Subject a signed command to ``node_id`` is published on."""
+    return f"fleet.cmd.{token(node_id)}"
+
+
+def receipt(node_id: str | UUID) -> str:
+    """Subject ``node_id`` publishes command receipts on."""
+    return f"fleet.receipt.{token(node_id)}"
+
+
+# ---- audit ---------------------------------------------------------------------------
+AUDIT_ALL = "audit.>"
+
+
+def audit(service: str, action: str) -> str:
+    """Subject of an audit record from ``service`` about ``action``."""
+    return f"audit.{token(service)}.{token(action)}"
+
+
+# ---- scheduler -----------------------------------------------------------------------
+SCHED_FIRE_ALL = "sched.fire.>"
+
+
+def sched_fire(name: str) -> str:
+    """Subject a schedule named ``name`` fires on."""
+    return f"sched.fire.{token(name)}"
+
+
+# ---- micro service endpoints ---------------------------------------------------------
+FLEET_API_PREFIX = "fleet.api"
+LOGS_PREFIX = "logs"
+SCHED_PREFIX = "sched"
+VAULT_PREFIX = "vault"
+VAULT_ALL = "vault.*.*"
+
+
+def fleet_api(op: str) -> str:
+    """Request subject of the fleet-state micro endpoint ``op``."""
+    return f"{FLEET_API_PREFIX}.{token(op)}"
+
+
+def logs_api(op: str) -> str:
+    """Request subject of the logger micro endpoint ``op``."""
+    return f"{LOGS_PREFIX}.{token(op)}"
+
+
+def sched_api(op: str) -> str:
+    """Request subject of the scheduler micro endpoint ``op``."""
+    return f"{SCHED_PREFIX}.{token(op)}"
+
+
+def vault(principal: str, op: str) -> str:
+    """Request subject for ``principal`` asking the vault to do ``op``."""
+    return f"{VAULT_PREFIX}.{token(principal)}.{token(op)}"
+
+
+def vault_principal_prefix(principal: str) -> str:
+    """The subject space principal ``principal`` may publish vault requests in."""
+    return f"{VAULT_PREFIX}.{token(principal)}.>"
+
+
+def vault_parts(subject: str) -> tuple[str, str]:
+    """Split ``vault.<principal>.<op>`` into (principal, op)."""
+    parts = subject.split(".")
+    if len(parts) != 3 or parts[0] != VAULT_PREFIX:
+        raise ValueError(f"not a vault request subject: {subject!r}")
+    return parts[1], parts[2]
