@@ -11,7 +11,7 @@ import re
 from uuid import UUID
 
 # A single subject token: no separators, wildcards or whitespace.
-_TOKEN = re.compile(r"^[A-Za-z0-9_\-]+$")
+_TOKEN = re.compile(r"[A-Za-z0-9_\-]+")
 NO_NODE = "_"
 
 # ---- streams and buckets -------------------------------------------------------------
@@ -41,7 +41,7 @@ DURABLE_LOGGER = "logger"
 def token(value: str | UUID) -> str:
     """Return ``value`` as one safe subject token, or raise ``ValueError``."""
     text = str(value)
-    if not _TOKEN.match(text):
+    if not _TOKEN.fullmatch(text):
         raise ValueError(f"not a valid subject token: {text!r}")
     return text
 
