@@ -58,6 +58,7 @@ async def connect(settings: BusSettings, name: str) -> Client:
             error_cb=_on_error,
             disconnected_cb=_on_disconnect,
             reconnected_cb=_on_reconnect,
+            inbox_prefix=settings.nats_inbox_prefix,
             **_auth_options(settings),
         )
     except (NoServersError, OSError, TimeoutError, NatsError) as exc:

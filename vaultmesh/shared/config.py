@@ -67,6 +67,8 @@ class BusSettings(BaseSettings):
     nats_token: str | None = Field(default=None, repr=False)
     nats_nkey_seed_file: Path | None = None
     nats_creds_file: Path | None = None
+    # Private reply inboxes (``_INBOX_<identity>``) so no other identity can read our replies.
+    nats_inbox_prefix: str = "_INBOX"
     # A dead server must fail fast at start-up: attempts x wait seconds at most.
     nats_connect_attempts: int = Field(default=3, ge=1, le=100)
     nats_connect_timeout: float = Field(default=2.0, gt=0, le=60)

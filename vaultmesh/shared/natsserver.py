@@ -6,6 +6,7 @@ cluster of ``stack.yml`` instead.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -83,7 +84,11 @@ class NatsServer:
             f'jetstream {{ store_dir: "{store}" }}\n'
             f"{self.extra_config}\n"
         )
-        self.config_path.write_text(text, encoding="utf-8")
+        # The config may hold per-service passwords: readable by this user only.
+        fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(self.config_path, 0o600)
         return self.config_path
 
     def start(self, timeout: float = 10.0) -> NatsServer:

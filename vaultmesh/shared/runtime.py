@@ -117,6 +117,8 @@ class MicroService:
                     handler=self._wrap(endpoint),
                 )
             )
+        # Make sure the server has every subscription before anyone is told we are ready.
+        await self._nc.flush()
 
     async def stop(self) -> None:
         """Unsubscribe every endpoint and let in-flight requests finish (idempotent)."""

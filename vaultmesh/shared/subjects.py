@@ -152,3 +152,47 @@ def vault_parts(subject: str) -> tuple[str, str]:
     if len(parts) != 3 or parts[0] != VAULT_PREFIX:
         raise ValueError(f"not a vault request subject: {subject!r}")
     return parts[1], parts[2]
+
+
+# ---- appended by the vault issue -----------------------------------------------------
+
+
+def audit_of(service: str) -> str:
+    """A wildcard subject matching every audit record from ``service``."""
+    return f"audit.{token(service)}.>"
+
+
+# ---- JetStream direct get (fleet-state heartbeat history) -----------------------------
+def js_direct_get(stream: str) -> str:
+    """Direct-get request subject of ``stream`` (answered by any replica, no consumer)."""
+    return f"$JS.API.DIRECT.GET.{token(stream)}"
+
+
+# ---- wildcard patterns (appended for the logger's subject filter) ---------------------
+
+
+def is_pattern(pattern: str) -> bool:
+    """True when ``pattern`` is a well-formed subject or wildcard pattern (``*``, final ``>``)."""
+    tokens = pattern.split(".")
+    for i, tok in enumerate(tokens):
+        if tok == ">" and i == len(tokens) - 1:
+            continue
+        if tok != "*" and not _TOKEN.fullmatch(tok):
+            return False
+    return True
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """True when ``subject`` matches the NATS wildcard ``pattern``."""
+    want, have = pattern.split("."), subject.split(".")
+    for i, tok in enumerate(want):
+        if tok == ">":
+            return len(have) > i
+        if i >= len(have) or (tok != "*" and tok != have[i]):
+            return False
+    return len(have) == len(want)
+
+
+# Subject recorded on the logger's own entry noting that a stream restarted its sequence
+# (never published on the bus; a label inside the audit log).
+LOGGER_STREAM_RESET = "logs.meta.stream_reset"

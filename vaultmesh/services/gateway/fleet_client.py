@@ -5,10 +5,13 @@ The gateway holds no fleet state: every answer comes from here.
 
 from __future__ import annotations
 
+from typing import TypeVar
 from uuid import UUID
 
 from nats.aio.client import Client
+from pydantic import BaseModel, ValidationError
 
+from vaultmesh.services.gateway.errors import BadGateway
 from vaultmesh.shared import bus, subjects
 from vaultmesh.shared.models.events import EventList, EventsQuery
 from vaultmesh.shared.models.fleet import (
@@ -19,6 +22,16 @@ from vaultmesh.shared.models.fleet import (
     NodeStatus,
     NodeView,
 )
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _reply(model: type[M], data: object) -> M:
+    """``data`` as ``model``; a reply that breaks the contract is a 502, not a crash."""
+    try:
+        return model.model_validate(data)
+    except ValidationError:
+        raise BadGateway(f"fleet-state sent a reply that is not a {model.__name__}") from None
 
 
 class FleetClient:
@@ -34,25 +47,26 @@ class FleetClient:
         """Nodes, optionally only those with ``status``."""
         query = ListNodesRequest(status=status, limit=limit, offset=offset)
         data = await self._ask("list", query.model_dump(mode="json", exclude_none=True))
-        return NodeList.model_validate(data)
+        return _reply(NodeList, data)
 
     async def get_node(self, node_id: UUID) -> NodeView:
         """One node (raises NotFound when unknown)."""
-        return NodeView.model_validate(await self._ask("get", {"node_id": str(node_id)}))
+        return _reply(NodeView, await self._ask("get", {"node_id": str(node_id)}))
 
     async def history(self, node_id: UUID, limit: int = 100) -> HeartbeatHistory:
         """A node's recent heartbeats, newest first."""
         data = await self._ask("history", {"node_id": str(node_id), "limit": limit})
-        return HeartbeatHistory.model_validate(data)
+        return _reply(HeartbeatHistory, data)
 
-    async def counts(self) -> FleetCounts:
-        """Fleet KPIs."""
-        return FleetCounts.model_validate(await self._ask("counts", None))
+    async def counts(self, timeout: float | None = None) -> FleetCounts:
+        """Fleet KPIs (``timeout`` overrides the default, e.g. for readiness probes)."""
+        return _reply(FleetCounts, await self._ask("counts", None, timeout))
 
     async def events(self, query: EventsQuery) -> EventList:
         """Recent events from the working set, newest first."""
         data = await self._ask("events", query.model_dump(mode="json", exclude_none=True))
-        return EventList.model_validate(data)
+        return _reply(EventList, data)
 
-    async def _ask(self, op: str, payload: object) -> object:
-        return await bus.request(self._nc, subjects.fleet_api(op), payload, timeout=self._timeout)
+    async def _ask(self, op: str, payload: object, timeout: float | None = None) -> object:
+        wait = self._timeout if timeout is None else timeout
+        return await bus.request(self._nc, subjects.fleet_api(op), payload, timeout=wait)

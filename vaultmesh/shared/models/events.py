@@ -1,10 +1,15 @@
 """The EventEnvelope: the canonical message of the communication layer (seed 001 V0.7.2).
 
-Canonical form (see docs/EVENT_ENVELOPE.md): the fields below in this order,
-``ts`` as RFC 3339 UTC with microseconds, ``data`` with sorted keys, compact
-JSON, UTF-8. The ``id`` is ``"ev_"`` plus the first 32 hex digits of the
-SHA-256 of the canonical bytes of every other field, so the same event always
-gets the same id and any change to it gets a different one.
+Canonical form (specified in docs/EVENT_ENVELOPE.md): a JSON object of every
+field but ``id`` — ``author, body, data, kind, node_id, severity, tags, ts``,
+a fixed order which is also the lexicographic one, as is the key order inside
+``data`` at every depth — with ``ts`` as RFC 3339 UTC with exactly six
+fractional digits and a ``Z``, compact separators and UTF-8 text. The ``id`` is
+``"ev_"`` plus the first 32 hex digits of the SHA-256 of those bytes, so the
+same event always gets the same id and any change to it gets a different one.
+``data`` holds plain JSON that every implementation reads alike (string keys,
+finite numbers, at most 16 levels deep; an integer beyond 64 bits becomes a
+double, as in JavaScript), so the id can be recomputed wherever the event goes.
 """
 
 from __future__ import annotations
@@ -16,11 +21,49 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from vaultmesh.shared.models.common import Severity, Timestamp
 
 MAX_BODY = 16 * 1024
+MAX_DATA_DEPTH = 16
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+
+
+def _json_value(value: Any, depth: int) -> Any:
+    """``value`` as plain JSON every implementation reads alike; raise ValueError if it is not."""
+    if depth > MAX_DATA_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_DATA_DEPTH} levels")
+    if isinstance(value, dict):
+        if not all(isinstance(key, str) for key in value):
+            raise ValueError("object keys must be strings")
+        return {key: _json_value(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_value(item, depth + 1) for item in value]
+    if isinstance(value, bool | str) or value is None:
+        return value
+    if isinstance(value, int):
+        # Beyond 64 bits a JSON number is a double, as JavaScript and orjson read it.
+        if _INT_MIN <= value <= _INT_MAX:
+            return value
+        try:
+            return float(value)
+        except OverflowError:
+            raise ValueError("number is out of range") from None
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("numbers must be finite")
+        return value
+    raise ValueError(f"{type(value).__name__} is not a JSON value")
+
+
+def _canonical_data(value: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = _json_value(value, 1)
+    return result
+
+
+# Event payload: plain JSON that encodes the same way everywhere (see the module docstring).
+EventData = Annotated[dict[str, Any], AfterValidator(_canonical_data)]
 
 
 class EventKind(StrEnum):
@@ -57,7 +100,7 @@ class EventEnvelope(BaseModel):
     tags: Annotated[
         list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=32)
     ] = Field(default_factory=list)
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: EventData = Field(default_factory=dict)
 
     @classmethod
     def create(
@@ -100,7 +143,7 @@ def _ts(value: Any) -> str:
 
 
 def canonical_bytes(fields: dict[str, Any]) -> bytes:
-    """Fixed field order, UTC microsecond timestamps, sorted ``data`` keys, compact JSON."""
+    """Keys sorted at every depth, UTC microsecond ``Z`` timestamp, compact UTF-8 JSON."""
     node = fields.get("node_id")
     kind = fields["kind"]
     severity = fields.get("severity", Severity.INFO)
@@ -153,4 +196,4 @@ class NewEvent(BaseModel):
     tags: Annotated[
         list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=32)
     ] = Field(default_factory=list)
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: EventData = Field(default_factory=dict)

@@ -1,0 +1,154 @@
+"""Generate the Docker secrets of ``stack.yml`` (and optionally create them in the Swarm).
+
+    python scripts/stack_secrets.py OUT_DIR [--docker]
+
+Writes, only where missing (so re-running never rotates anything by accident),
+files of mode 0600 in OUT_DIR (mode 0700):
+
+- ``admin_tokens``, ``agent_tokens``: one random token each (gateway auth);
+- ``vault_master_key``: the vault's 256-bit master key (base64);
+- ``logger_signing_key``: the logger's Ed25519 checkpoint key;
+- ``nats_seed_<identity>``: one NATS nkey seed per identity (fleet, gateway, vault, logger,
+  scheduler, agent, admin);
+- ``nats_auth.conf``: the nats-server users (nkey public keys) with least-privilege
+  permissions from ``vaultmesh.shared.natsauth.permissions_for``;
+- ``nats_cluster.conf``: route credentials and the route list of the 3-node cluster.
+
+With ``--docker`` each file also becomes the Docker secret ``vaultmesh_<file name>``
+unless a secret of that name exists. Secret values are never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import nkeys
+
+from vaultmesh.services.logger.signing import generate_key_file
+from vaultmesh.services.vault import masterkey
+from vaultmesh.shared import natsauth
+
+IDENTITIES = natsauth.BUILTIN
+ROUTE_USER = "route"
+NATS_NODES = ("nats-1", "nats-2", "nats-3")
+ROUTE_PORT = 6222
+PREFIX = "vaultmesh_"
+
+
+def write_private(path: Path, text: str) -> None:
+    """Create ``path`` with mode 0600 holding ``text`` (fails if it exists)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def new_seed() -> str:
+    """A fresh NATS user nkey seed (``SU...``)."""
+    return bytes(nkeys.encode_seed(secrets.token_bytes(32), nkeys.PREFIX_BYTE_USER)).decode()
+
+
+def public_key(seed: str) -> str:
+    """The public key (``U...``) of a user seed."""
+    return bytes(nkeys.from_seed(bytearray(seed.encode())).public_key).decode()
+
+
+def _quoted(items: Iterable[str]) -> str:
+    return ", ".join(json.dumps(item) for item in items)
+
+
+def user_block(name: str, seed: str) -> str:
+    """One nats-server user: nkey plus the identity's permissions."""
+    perms = natsauth.permissions_for(name)
+    lines = [
+        f"    # {name}",
+        f"    {{ nkey: {json.dumps(public_key(seed))},",
+        "      permissions: {",
+        f"        publish: {{ allow: [{_quoted(perms.publish)}] }}",
+        f"        subscribe: {{ allow: [{_quoted(perms.subscribe)}] }}",
+    ]
+    if perms.allow_responses:
+        lines.append('        allow_responses: { max: 1, expires: "1m" }')
+    lines.append("      } }")
+    return "\n".join(lines)
+
+
+def auth_config(seeds: dict[str, str]) -> str:
+    """The ``authorization`` block included by config/nats/nats.conf."""
+    users = ",\n".join(user_block(name, seed) for name, seed in seeds.items())
+    return f"authorization {{\n  users = [\n{users}\n  ]\n}}\n"
+
+
+def cluster_config(password: str) -> str:
+    """Route credentials and routes, included inside the ``cluster`` block."""
+    routes = ", ".join(
+        json.dumps(f"nats-route://{ROUTE_USER}:{password}@{node}:{ROUTE_PORT}")
+        for node in NATS_NODES
+    )
+    return (
+        f"authorization {{ user: {json.dumps(ROUTE_USER)}, password: {json.dumps(password)} }}\n"
+        f"routes = [{routes}]\n"
+    )
+
+
+def _once(out: Path, name: str, make: Callable[[Path], None]) -> None:
+    path = out / name
+    if not path.exists():
+        make(path)
+
+
+def generate(out: Path) -> list[Path]:
+    """Write every missing secret file into ``out``; return all secret files."""
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for name in ("admin_tokens", "agent_tokens"):
+        _once(out, name, lambda p: write_private(p, secrets.token_urlsafe(32) + "\n"))
+    _once(
+        out, "vault_master_key", lambda p: write_private(p, masterkey.encode(masterkey.generate()))
+    )
+    _once(out, "logger_signing_key", generate_key_file)
+    for identity in IDENTITIES:
+        _once(out, f"nats_seed_{identity}", lambda p: write_private(p, new_seed() + "\n"))
+    seeds = {i: (out / f"nats_seed_{i}").read_text().strip() for i in IDENTITIES}
+    _once(out, "nats_auth.conf", lambda p: write_private(p, auth_config(seeds)))
+    route_password = secrets.token_urlsafe(24)
+    _once(out, "nats_cluster.conf", lambda p: write_private(p, cluster_config(route_password)))
+    return sorted(p for p in out.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def create_docker_secrets(files: list[Path]) -> None:
+    """``docker secret create vaultmesh_<name>`` for each file whose secret is missing."""
+    for path in files:
+        name = PREFIX + path.name.replace(".", "_")
+        exists = subprocess.run(
+            ["docker", "secret", "inspect", name], capture_output=True, check=False
+        )
+        if exists.returncode == 0:
+            print(f"exists:  {name}")
+            continue
+        subprocess.run(
+            ["docker", "secret", "create", name, str(path)], check=True, capture_output=True
+        )
+        print(f"created: {name}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("out", type=Path, help="directory for the secret files")
+    parser.add_argument("--docker", action="store_true", help="also create the Docker secrets")
+    args = parser.parse_args(argv)
+    files = generate(args.out)
+    print(f"{len(files)} secret files in {args.out}")
+    if args.docker:
+        create_docker_secrets(files)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""Admin access over real HTTP: bearer tokens, the sign-in cookie, and identity JWTs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from tests.integration.test_gateway_support import (
+    ADMIN,
+    ADMIN_TOKEN,
+    Gateway,
+    assert_error_shape,
+    running_gateway,
+)
+from tests.unit.test_gateway_identity import make_jwt, pem
+from vaultmesh.services.gateway.sessions import COOKIE_NAME
+from vaultmesh.shared.natsserver import NatsServer
+
+ISSUER = "https://access.example.com"
+JWT_HEADER = "Cf-Access-Jwt-Assertion"
+KEY = ec.generate_private_key(ec.SECP256R1())
+ADMIN_PATHS = ["/api/nodes", "/api/fleet/counts", "/api/events", "/events"]
+
+
+@pytest.fixture
+async def gateway(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[Gateway]:
+    key_file = tmp_path / "access.pem"
+    key_file.write_bytes(pem(KEY))
+    async with running_gateway(
+        nats_server.url,
+        identity_jwt_issuer=ISSUER,
+        identity_jwt_public_key_file=key_file,
+    ) as gw:
+        yield gw
+
+
+@pytest.mark.parametrize("path", ADMIN_PATHS)
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({}, id="none"),
+        pytest.param({"Authorization": "Bearer wrong-token-0123456789abcdef"}, id="wrong"),
+        pytest.param({"Authorization": f"Basic {ADMIN_TOKEN}"}, id="not-bearer"),
+        pytest.param({"Cookie": f"{COOKIE_NAME}=v1.9999999999.abc.def"}, id="forged-cookie"),
+    ],
+)
+async def test_admin_apis_refuse_without_valid_credentials(
+    gateway: Gateway, path: str, headers: dict[str, str]
+) -> None:
+    async with gateway.client() as client:
+        reply = await client.get(path, headers=headers)
+    assert_error_shape(reply, 401)
+    assert reply.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_pages_send_browsers_to_the_sign_in_form(gateway: Gateway) -> None:
+    async with gateway.client() as client:
+        reply = await client.get("/console?node=abc")
+        assert reply.status_code == 303
+        assert reply.headers["location"] == "/login?next=/console%3Fnode%3Dabc"
+        form = await client.get(reply.headers["location"])
+    assert form.status_code == 200
+    assert 'name="token"' in form.text
+    assert 'value="/console?node=abc"' in form.text
+
+
+async def test_sign_in_sets_an_http_only_cookie_that_opens_apis_and_events(
+    gateway: Gateway,
+) -> None:
+    async with gateway.client() as client:
+        reply = await client.post("/login", data={"token": ADMIN_TOKEN, "next": "/console"})
+        assert reply.status_code == 303
+        assert reply.headers["location"] == "/console"
+        set_cookie = reply.headers["set-cookie"]
+        assert set_cookie.startswith(f"{COOKIE_NAME}=")
+        assert "httponly" in set_cookie.lower()
+        assert "samesite=lax" in set_cookie.lower()
+        assert ADMIN_TOKEN not in set_cookie
+        assert (await client.get("/api/fleet/counts")).status_code == 200
+        async with client.stream("GET", "/events") as stream:
+            assert stream.status_code == 200
+        assert (await client.get("/console")).status_code in (200, 503)
+
+        out = await client.post("/logout")
+        assert out.status_code == 303
+        client.cookies.clear()  # what the browser does with the expired cookie
+        assert_error_shape(await client.get("/api/fleet/counts"), 401)
+
+
+async def test_a_refused_sign_in_goes_back_to_the_form_without_a_cookie(gateway: Gateway) -> None:
+    async with gateway.client() as client:
+        reply = await client.post(
+            "/login", data={"token": "wrong-token-0123456789abcdef", "next": "//evil.example"}
+        )
+    assert reply.status_code == 303
+    assert reply.headers["location"] == "/login?failed=true&next=/"
+    assert "set-cookie" not in reply.headers
+    value = gateway.metrics.registry.get_sample_value(
+        "vaultmesh_gateway_logins_total", {"service": "gateway", "outcome": "refused"}
+    )
+    assert value == 1
+
+
+def _claims(**overrides: object) -> dict[str, object]:
+    now = int(time.time())
+    claims: dict[str, object] = {"iss": ISSUER, "sub": "u1", "email": "ops@example.com"}
+    claims.update({"iat": now, "exp": now + 300})
+    claims.update(overrides)
+    return claims
+
+
+async def test_a_valid_identity_jwt_is_accepted(gateway: Gateway) -> None:
+    token = make_jwt(KEY, "ES256", _claims())
+    async with gateway.client() as client:
+        reply = await client.get("/api/fleet/counts", headers={JWT_HEADER: token})
+        assert reply.status_code == 200
+        page = await client.get("/console", headers={JWT_HEADER: token})
+        assert page.status_code in (200, 503)
+
+
+def _tamper(token: str) -> str:
+    head, body, sig = token.split(".")
+    return f"{head}.{body[:-4]}AAAA.{sig}"
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        pytest.param(_tamper(make_jwt(KEY, "ES256", _claims())), "signature", id="tampered"),
+        pytest.param(
+            make_jwt(KEY, "ES256", _claims(exp=int(time.time()) - 600)), "expired", id="exp"
+        ),
+        pytest.param(
+            make_jwt(KEY, "ES256", _claims(iss="https://evil.example")), "issuer", id="iss"
+        ),
+        pytest.param(
+            make_jwt(ec.generate_private_key(ec.SECP256R1()), "ES256", _claims()),
+            "signature",
+            id="other-key",
+        ),
+    ],
+)
+async def test_bad_identity_jwts_are_refused(gateway: Gateway, token: str, reason: str) -> None:
+    async with gateway.client() as client:
+        reply = await client.get("/api/fleet/counts", headers={JWT_HEADER: token})
+        message = assert_error_shape(reply, 401)
+        assert reason in message
+        page = await client.get("/console", headers={JWT_HEADER: token})
+        assert page.status_code == 303
+
+
+async def test_bearer_tokens_open_the_api(gateway: Gateway) -> None:
+    async with httpx.AsyncClient(base_url=gateway.base_url, headers=ADMIN) as client:
+        assert (await client.get("/api/fleet/counts")).status_code == 200

@@ -1,0 +1,103 @@
+"""Audit modes: fail-closed refuses what it cannot audit; best effort catches up later."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from nats.aio.client import Client
+from nats.js.errors import NotFoundError
+
+from tests.integration.test_vault_helpers import (  # noqa: F401 (fixtures)
+    AuthNats,
+    audit_records,
+    auth_nats,
+    eventually,
+    running_vault,
+    vault_settings,
+)
+from vaultmesh.shared import bus, subjects
+from vaultmesh.shared.errors import Forbidden, Unavailable
+from vaultmesh.shared.streams import StreamLimits, audit_config, ensure_stream
+
+
+@pytest.fixture
+async def admin(auth_nats: AuthNats) -> AsyncIterator[Client]:  # noqa: F811
+    nc = await auth_nats.connect("admin")
+    yield nc
+    await bus.close(nc)
+
+
+@contextlib.asynccontextmanager
+async def audit_stream_gone(auth: AuthNats) -> AsyncIterator[None]:
+    """Delete stream AUDIT for the duration (as the logger, who may manage it)."""
+    nc = await auth.connect("logger")
+    js = nc.jetstream()
+    try:
+        with contextlib.suppress(NotFoundError):
+            await js.delete_stream(subjects.STREAM_AUDIT)
+        yield
+    finally:
+        await ensure_stream(js, audit_config(StreamLimits()))
+        await bus.close(nc)
+
+
+async def call(nc: Client, principal: str, op: str, payload: dict[str, object]) -> object:
+    return await bus.request(nc, subjects.vault(principal, op), payload)
+
+
+async def test_fail_closed_refuses_what_it_cannot_audit(
+    auth_nats: AuthNats,  # noqa: F811
+    data_dir: Path,
+    admin: Client,
+) -> None:
+    settings = vault_settings(
+        auth_nats, data_dir, vault_audit_fail_closed=True, vault_audit_timeout=0.5
+    )
+    async with running_vault(auth_nats, settings) as (component, _metrics, _nc):
+        await call(admin, "admin", "set", {"key": "fc/k", "value": "before"})
+        async with audit_stream_gone(auth_nats):
+            with pytest.raises(Unavailable, match="audit"):
+                await call(admin, "admin", "set", {"key": "fc/k", "value": "unaudited"})
+            with pytest.raises(Unavailable, match="audit"):
+                await call(admin, "admin", "get", {"key": "fc/k"})
+            bob = await auth_nats.connect("bob")
+            try:
+                with pytest.raises(Forbidden, match="Access denied"):
+                    await call(bob, "bob", "get", {"key": "fc/k"})
+            finally:
+                await bus.close(bob)
+            stored = await component.vault.store.read("fc/k")
+            assert stored is not None
+            assert stored.current == 1  # the refused write changed nothing
+        got = await call(admin, "admin", "get", {"key": "fc/k"})
+        assert isinstance(got, dict)
+        assert got["value"] == "before"
+        digest = component.audit.key_hmac("fc/k")
+        records = await audit_records(auth_nats, lambda r: r.get("key_hmac") == digest, 1)
+        assert records[-1]["action"] == "get"
+
+
+async def test_best_effort_answers_and_delivers_the_records_later(
+    auth_nats: AuthNats,  # noqa: F811
+    data_dir: Path,
+    admin: Client,
+) -> None:
+    settings = vault_settings(auth_nats, data_dir, vault_audit_timeout=0.5)
+    async with running_vault(auth_nats, settings) as (component, _metrics, _nc):
+        digest = component.audit.key_hmac("be/k")
+        async with audit_stream_gone(auth_nats):
+            await call(admin, "admin", "set", {"key": "be/k", "value": "v"})
+            got = await call(admin, "admin", "get", {"key": "be/k"})
+            assert isinstance(got, dict)
+            assert got["value"] == "v"
+            assert component.audit.pending >= 1
+        records = await audit_records(auth_nats, lambda r: r.get("key_hmac") == digest, 2)
+        assert [r["action"] for r in records] == ["set", "get"]
+
+        async def flushed() -> bool:
+            return component.audit.pending == 0
+
+        await eventually(flushed)

@@ -1,0 +1,1 @@
+"""fleet-state: node registry, heartbeat history, attention model and the events working set."""

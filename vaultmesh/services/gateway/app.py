@@ -1,0 +1,161 @@
+"""The gateway app factory: routes, error shape, limits, metrics, and the bus wiring.
+
+``create_app(settings, nc=...)`` uses an open NATS connection (the service
+process passes its own); without one, the app's lifespan connects and closes
+its own, so ``uvicorn --factory`` style runs work too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from nats.aio.client import Client
+from pydantic.json_schema import models_json_schema
+from starlette.types import Receive, Scope, Send
+
+from vaultmesh import __version__
+from vaultmesh.services.gateway import api, ingest, login, ops, sse
+from vaultmesh.services.gateway.auth import Authenticator
+from vaultmesh.services.gateway.bodies import INPUT_SUFFIX, bound_integers
+from vaultmesh.services.gateway.config import GatewaySettings
+from vaultmesh.services.gateway.http_errors import ErrorBody, install_error_handlers
+from vaultmesh.services.gateway.metrics import GatewayMetrics
+from vaultmesh.services.gateway.middleware import BodyLimit, RequestMetrics
+from vaultmesh.services.gateway.pages import mount_static
+from vaultmesh.services.gateway.pages import router as pages_router
+from vaultmesh.services.gateway.state import GatewayState
+from vaultmesh.shared import bus
+from vaultmesh.shared.clock import Clock
+from vaultmesh.shared.metrics import ServiceMetrics
+from vaultmesh.shared.models.events import EventKind, NewEvent
+from vaultmesh.shared.models.heartbeat import Heartbeat
+
+SERVICE = "gateway"
+# Request bodies parsed by the handlers themselves (see bodies.py), documented here.
+INPUT_MODELS = (Heartbeat, NewEvent)
+SECURITY_SCHEMES = {
+    "AdminBearer": {"type": "http", "scheme": "bearer", "description": "An admin token"},
+    "AdminSession": {"type": "apiKey", "in": "cookie", "name": "vaultmesh_session"},
+    "AgentToken": {"type": "apiKey", "in": "header", "name": "X-Host-Token"},
+}
+
+
+class GatewayApp(FastAPI):
+    """FastAPI with the heartbeat hot path served ahead of the middleware stack."""
+
+    fast_heartbeat: ingest.HeartbeatFastPath | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Route heartbeat posts to the fast path, everything else to FastAPI."""
+        fast = self.fast_heartbeat
+        if fast is not None and fast.matches(scope):
+            await fast(self.state, scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(
+    settings: GatewaySettings,
+    *,
+    nc: Client | None = None,
+    metrics: ServiceMetrics | None = None,
+    clock: Clock | None = None,
+) -> FastAPI:
+    """Build the gateway app (raises ConfigError for bad tokens or keys)."""
+    gateway_metrics = GatewayMetrics(metrics or ServiceMetrics(SERVICE))
+    auth = Authenticator.from_settings(settings, clock)
+    app = GatewayApp(
+        title="VaultMesh gateway",
+        version=__version__,
+        description="The one HTTP door of VaultMesh Swarm: agent ingest, admin API, live events.",
+        docs_url=None,  # Swagger/ReDoc pages load scripts from a CDN: not here
+        redoc_url=None,
+        lifespan=_lifespan(settings, nc, gateway_metrics, clock),
+        # The gateway exports its own Prometheus metrics; FastAPI's OpenTelemetry hooks
+        # would only cost time on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+    )
+    app.state.auth = auth
+    app.state.metrics = gateway_metrics
+    if nc is not None:
+        _attach(app, GatewayState.build(settings, nc, gateway_metrics, clock))
+    for router in (ingest.router, api.router, sse.router, ops.router, login.router):
+        app.include_router(router)
+    app.include_router(pages_router)
+    mount_static(app)
+    install_error_handlers(app, gateway_metrics.base)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, metrics=gateway_metrics.base)
+    app.add_middleware(RequestMetrics, metrics=gateway_metrics.base)
+    app.fast_heartbeat = ingest.HeartbeatFastPath(settings.max_body_bytes)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _attach(app: FastAPI, state: GatewayState) -> None:
+    app.state.gateway = state
+    app.state.nc = state.nc
+    app.state.fleet = state.fleet
+
+
+def _lifespan(
+    settings: GatewaySettings,
+    nc: Client | None,
+    metrics: GatewayMetrics,
+    clock: Clock | None,
+) -> Any:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = nc is None
+        client = await bus.connect(settings, SERVICE) if nc is None else nc
+        if own:
+            _attach(app, GatewayState.build(settings, client, metrics, clock))
+        state: GatewayState = app.state.gateway
+        try:
+            await state.start()
+            yield
+        finally:
+            state.begin_shutdown()
+            if own:
+                await bus.close(client)
+
+    return lifespan
+
+
+def _restrict_postable_kinds(schemas: dict[str, Any]) -> None:
+    """``POST /api/events`` refuses system kinds: say so in its body schema."""
+    name = "PostableEventKind" + INPUT_SUFFIX
+    schemas[name] = {
+        "type": "string",
+        "enum": [kind.value for kind in EventKind if kind not in api.SYSTEM_KINDS],
+        "title": "PostableEventKind",
+        "description": "Kinds a client may post (heartbeat and attention come from the system).",
+    }
+    new_event = schemas["NewEvent" + INPUT_SUFFIX]
+    new_event["properties"]["kind"] = {"$ref": f"#/components/schemas/{name}"}
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema plus the hand-parsed request bodies and the security schemes."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    _, defs = models_json_schema(
+        [(model, "validation") for model in INPUT_MODELS],
+        ref_template="#/components/schemas/{model}" + INPUT_SUFFIX,
+    )
+    components = schema.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    for name, definition in defs.get("$defs", {}).items():
+        bound_integers(definition)
+        schemas[name + INPUT_SUFFIX] = definition
+    schemas["ErrorBody"] = ErrorBody.model_json_schema()
+    _restrict_postable_kinds(schemas)
+    components["securitySchemes"] = SECURITY_SCHEMES
+    app.openapi_schema = schema
+    return schema

@@ -1,0 +1,189 @@
+"""Who may call the gateway: admin tokens, session cookies, identity JWTs, agent tokens.
+
+Admin APIs and pages accept ``Authorization: Bearer <admin token>``, the
+``vaultmesh_session`` cookie set by ``POST /login`` (EventSource cannot send
+headers), or a verified identity JWT from a fronting access proxy. Agent ingest
+has its own tokens (``X-Host-Token`` or a bearer token). Token checks are
+constant-time: each candidate is hashed, then compared with every configured
+digest without stopping at the first match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass
+
+from fastapi import Request
+from starlette.datastructures import Headers
+
+from vaultmesh.services.gateway.config import GatewaySettings, load_tokens
+from vaultmesh.services.gateway.errors import InvalidIdentity, LoginRequired
+from vaultmesh.services.gateway.identity import IdentityVerifier
+from vaultmesh.services.gateway.identity_keys import load_keys
+from vaultmesh.services.gateway.sessions import COOKIE_NAME, SessionSigner
+from vaultmesh.shared.clock import Clock
+from vaultmesh.shared.config import ConfigError
+from vaultmesh.shared.errors import Unauthorized
+
+log = logging.getLogger(__name__)
+
+AGENT_TOKEN_HEADER = "x-host-token"  # noqa: S105 - a header name, not a secret
+MAX_TOKEN_LENGTH = 4096
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller and how it proved who it is."""
+
+    name: str
+    method: str  # "token", "session" or "identity"
+
+
+class TokenSet:
+    """A fixed set of secrets with constant-time membership checks."""
+
+    def __init__(self, tokens: tuple[str, ...]) -> None:
+        self._digests = [hashlib.sha256(token.encode()).digest() for token in tokens]
+
+    def __len__(self) -> int:
+        return len(self._digests)
+
+    def match(self, candidate: str) -> int | None:
+        """The index of ``candidate`` in the set, or None."""
+        if not candidate or len(candidate) > MAX_TOKEN_LENGTH:
+            return None
+        digest = hashlib.sha256(candidate.encode()).digest()
+        found = None
+        for index, reference in enumerate(self._digests):
+            if hmac.compare_digest(digest, reference):
+                found = index
+        return found
+
+
+def bearer(headers: Headers) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, if there is one."""
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return value.strip() or None
+
+
+class Authenticator:
+    """Decides who a request comes from; built once per app from the settings."""
+
+    def __init__(
+        self,
+        *,
+        admin: TokenSet,
+        agent: TokenSet,
+        sessions: SessionSigner,
+        identity: IdentityVerifier | None = None,
+        identity_header: str = "",
+        ingest_open: bool = False,
+    ) -> None:
+        self.admin = admin
+        self.agent = agent
+        self.sessions = sessions
+        self._identity = identity
+        self._identity_header = identity_header.lower()
+        self.ingest_open = ingest_open
+
+    @classmethod
+    def from_settings(cls, settings: GatewaySettings, clock: Clock | None = None) -> Authenticator:
+        """Load tokens and keys; raise ConfigError naming the bad variable."""
+        admin = load_tokens(
+            settings.admin_tokens, settings.admin_tokens_file, "VAULTMESH_ADMIN_TOKENS"
+        )
+        agent = load_tokens(
+            settings.agent_tokens, settings.agent_tokens_file, "VAULTMESH_AGENT_TOKENS"
+        )
+        identity = _identity_verifier(settings, clock)
+        if not admin and identity is None:
+            log.warning("no admin token and no identity JWT configured: admin routes refuse all")
+        if not agent and not settings.agent_ingest_open:
+            log.warning("no agent token configured and ingest is closed: heartbeats get 401")
+        return cls(
+            admin=TokenSet(admin),
+            agent=TokenSet(agent),
+            sessions=SessionSigner(admin, settings.session_ttl_s, clock),
+            identity=identity,
+            identity_header=settings.identity_jwt_header,
+            ingest_open=settings.agent_ingest_open,
+        )
+
+    def admin_principal(self, request: Request) -> Principal | None:
+        """The admin behind ``request``, or None; raise InvalidIdentity for a bad JWT."""
+        token = bearer(request.headers)
+        if token is not None:
+            index = self.admin.match(token)
+            if index is not None:
+                return Principal(f"admin-token-{index + 1}", "token")
+        cookie = request.cookies.get(COOKIE_NAME)
+        if cookie:
+            index = self.sessions.verify(cookie)
+            if index is not None:
+                return Principal(f"admin-token-{index + 1}", "session")
+        return self._identity_principal(request.headers)
+
+    def _identity_principal(self, headers: Headers) -> Principal | None:
+        if self._identity is None:
+            return None
+        assertion = headers.get(self._identity_header)
+        if not assertion:
+            return None
+        return Principal(self._identity.verify(assertion).name, "identity")
+
+    def check_agent(self, headers: Headers) -> None:
+        """Raise Unauthorized unless the request carries a valid agent token (or ingest is open)."""
+        if self.ingest_open:
+            return
+        token = headers.get(AGENT_TOKEN_HEADER) or bearer(headers)
+        if token is None:
+            raise Unauthorized("agent token required (header X-Host-Token)")
+        if self.agent.match(token) is None:
+            raise Unauthorized("agent token not accepted")
+
+
+def _identity_verifier(settings: GatewaySettings, clock: Clock | None) -> IdentityVerifier | None:
+    issuer, key_file = settings.identity_jwt_issuer, settings.identity_jwt_public_key_file
+    if issuer is None and key_file is None:
+        return None
+    if issuer is None or key_file is None:
+        raise ConfigError(
+            "VAULTMESH_IDENTITY_JWT_ISSUER and VAULTMESH_IDENTITY_JWT_PUBLIC_KEY_FILE "
+            "must be set together"
+        )
+    keys = load_keys(key_file, "VAULTMESH_IDENTITY_JWT_PUBLIC_KEY_FILE")
+    return IdentityVerifier(
+        keys, issuer, settings.identity_jwt_audience, settings.identity_jwt_leeway_s, clock
+    )
+
+
+def authenticator(request: Request) -> Authenticator:
+    """The app's Authenticator."""
+    auth: Authenticator = request.app.state.auth
+    return auth
+
+
+async def require_admin(request: Request) -> Principal:
+    """FastAPI dependency for admin JSON APIs: 401 ``{"error": ...}`` when not signed in."""
+    principal = authenticator(request).admin_principal(request)
+    if principal is None:
+        raise Unauthorized("authentication required: send a bearer token or sign in at /login")
+    return principal
+
+
+async def require_admin_page(request: Request) -> Principal:
+    """FastAPI dependency for HTML pages: a 303 to /login when not signed in."""
+    try:
+        principal = authenticator(request).admin_principal(request)
+    except InvalidIdentity:
+        principal = None
+    if principal is None:
+        target = request.url.path
+        if request.url.query:
+            target += "?" + request.url.query
+        raise LoginRequired(target)
+    return principal

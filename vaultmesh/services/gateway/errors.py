@@ -1,0 +1,47 @@
+"""Errors only the gateway raises (everything else comes from ``vaultmesh.shared.errors``)."""
+
+from __future__ import annotations
+
+from vaultmesh.shared.errors import BadRequest, Unauthorized, Unavailable, VaultMeshError
+
+
+class InvalidInput(BadRequest):
+    """Well-formed JSON that does not match the expected model (HTTP 422)."""
+
+    code = "invalid"
+    http_status = 422
+
+
+class UnsupportedMediaType(BadRequest):
+    """The body is not in a format the endpoint reads."""
+
+    code = "unsupported_media_type"
+    http_status = 415
+
+
+class TooManyClients(Unavailable):
+    """The event stream already serves as many clients as it is allowed to."""
+
+    code = "too_many_clients"
+    http_status = 503
+
+
+class InvalidIdentity(Unauthorized):
+    """An identity JWT was presented but is not valid (bad signature, issuer, expiry ...)."""
+
+    code = "invalid_identity"
+
+
+class LoginRequired(Exception):
+    """A browser page needs a signed-in user: answered with a 303 to /login."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__("login required")
+        self.next_path = next_path
+
+
+class BadGateway(VaultMeshError):
+    """fleet-state answered with something that is not the reply the contract promises."""
+
+    code = "bad_gateway"
+    http_status = 502

@@ -1,0 +1,67 @@
+"""The gateway's own Prometheus metrics, in the service registry served at ``/metrics``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vaultmesh.shared.metrics import ServiceMetrics
+
+
+class GatewayMetrics:
+    """Shared service metrics plus what only the gateway has (SSE clients, logins, publishes)."""
+
+    def __init__(self, base: ServiceMetrics) -> None:
+        self.base = base
+        self.sse_clients = base.gauge(
+            "vaultmesh_gateway_sse_clients", "Event-stream clients connected now."
+        )
+        self.sse_events = base.counter(
+            "vaultmesh_gateway_sse_events_total", "Events sent to event-stream clients.", ["kind"]
+        )
+        self.published = base.counter(
+            "vaultmesh_gateway_published_total",
+            "Messages published to JetStream and acknowledged.",
+            ["stream"],
+        )
+        self.logins = base.counter(
+            "vaultmesh_gateway_logins_total", "Browser sign-in attempts.", ["outcome"]
+        )
+        # labels() looks children up under a lock; the hot path keeps its own.
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self._published: dict[str, Any] = {}
+
+    @property
+    def service(self) -> str:
+        """The service label value."""
+        return self.base.service
+
+    def count_bad_input(self, source: str, code: str) -> None:
+        """Count one rejected input."""
+        self.base.count_bad_input(source, code)
+
+    def count_request(self, endpoint: str, status: int, seconds: float) -> None:
+        """Count one answered request and its duration (``endpoint`` is "METHOD /path")."""
+        children = self._children.get((endpoint, status))
+        if children is None:
+            children = (
+                self.base.requests.labels(self.service, endpoint, str(status)),
+                self.base.latency.labels(self.service, endpoint),
+            )
+            self._children[(endpoint, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def count_published(self, stream: str) -> None:
+        """Count one acknowledged publish to ``stream``."""
+        child = self._published.get(stream)
+        if child is None:
+            child = self._published[stream] = self.published.labels(self.service, stream)
+        child.inc()
+
+    def count_sse_event(self, kind: str) -> None:
+        """Count one event delivered to one client."""
+        self.sse_events.labels(self.service, kind).inc()
+
+    def count_login(self, outcome: str) -> None:
+        """Count a sign-in attempt ("ok" or "refused")."""
+        self.logins.labels(self.service, outcome).inc()

@@ -1,0 +1,117 @@
+"""Page routes: fetch the fleet from fleet-state (via ``app.state.fleet``) and render it."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
+
+from vaultmesh.services.gateway.auth import require_admin_page
+from vaultmesh.services.gateway.fleet_client import FleetClient
+from vaultmesh.services.gateway.pages.console import ConsoleData, console_page
+from vaultmesh.services.gateway.pages.dashboard import dashboard_page, unavailable_banner
+from vaultmesh.services.gateway.pages.html import Html
+from vaultmesh.shared.errors import VaultMeshError
+from vaultmesh.shared.models.events import HUMAN_KINDS, EventEnvelope, EventKind, EventsQuery
+from vaultmesh.shared.models.fleet import FleetCounts, NodeView
+
+FEED_LIMIT = 50
+SCAN_LIMIT = 20
+TIMELINE_LIMIT = 50
+ACTIVITY_LIMIT = 10
+
+# Scripts and styles come only from /static; no inline code, no third parties.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+router = APIRouter(dependencies=[Depends(require_admin_page)], include_in_schema=False)
+
+
+def _fleet(request: Request) -> FleetClient:
+    fleet: FleetClient = request.app.state.fleet
+    return fleet
+
+
+def _page(markup: Html, degraded: bool) -> HTMLResponse:
+    # A page without fleet data still renders (so the operator sees why), as a 503.
+    return HTMLResponse(markup, status_code=503 if degraded else 200, headers=PAGE_HEADERS)
+
+
+def _empty_counts() -> FleetCounts:
+    return FleetCounts(total=0, healthy=0, attention=0, critical=0)
+
+
+@router.get("/", response_class=HTMLResponse)
+async def dashboard(request: Request) -> HTMLResponse:
+    """The fleet table."""
+    fleet, now = _fleet(request), datetime.now(UTC)
+    try:
+        listing, counts, recent = await asyncio.gather(
+            fleet.list_nodes(), fleet.counts(), fleet.events(EventsQuery(limit=FEED_LIMIT))
+        )
+    except VaultMeshError as exc:
+        banner = unavailable_banner(exc.message)
+        return _page(dashboard_page([], _empty_counts(), [], now, banner), degraded=True)
+    activity = [e for e in recent.events if e.kind in HUMAN_KINDS][:ACTIVITY_LIMIT]
+    return _page(dashboard_page(listing.nodes, counts, activity, now), degraded=False)
+
+
+def _pick(nodes: list[NodeView], wanted: str | None) -> NodeView | None:
+    """The node named by ``?node=``, else the first by hostname, else none."""
+    try:
+        wanted_id = UUID(wanted) if wanted else None
+    except ValueError:
+        wanted_id = None
+    for node in nodes:
+        if node.node_id == wanted_id:
+            return node
+    return min(nodes, key=lambda n: (n.hostname.lower(), str(n.node_id)), default=None)
+
+
+async def _timeline(fleet: FleetClient, node: NodeView | None) -> list[EventEnvelope]:
+    if node is None:
+        return []
+    query = EventsQuery(node_id=node.node_id, limit=TIMELINE_LIMIT)
+    return (await fleet.events(query)).events
+
+
+async def _console_data(fleet: FleetClient, wanted: str | None, now: datetime) -> ConsoleData:
+    listing, counts, feed, scans = await asyncio.gather(
+        fleet.list_nodes(),
+        fleet.counts(),
+        fleet.events(EventsQuery(limit=FEED_LIMIT)),
+        fleet.events(EventsQuery(kind=EventKind.SCAN, limit=SCAN_LIMIT)),
+    )
+    selected = _pick(listing.nodes, wanted)
+    timeline = await _timeline(fleet, selected)
+    return ConsoleData(
+        nodes=listing.nodes,
+        counts=counts,
+        feed=[e for e in feed.events if e.kind is not EventKind.HEARTBEAT],
+        scans=scans.events,
+        timeline=timeline,
+        selected=selected,
+        now=now,
+    )
+
+
+@router.get("/console", response_class=HTMLResponse)
+async def console(request: Request, node: str | None = None) -> HTMLResponse:
+    """The mission console; ``?node=<id>`` selects a node."""
+    now = datetime.now(UTC)
+    try:
+        data = await _console_data(_fleet(request), node, now)
+    except VaultMeshError as exc:
+        empty = ConsoleData([], _empty_counts(), [], [], [], None, now)
+        return _page(console_page(empty, unavailable_banner(exc.message)), degraded=True)
+    return _page(console_page(data), degraded=False)

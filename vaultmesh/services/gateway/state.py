@@ -1,0 +1,107 @@
+"""What the gateway's routes share: settings, bus clients, metrics, limits, shutdown signal.
+
+Built once per app from an open NATS connection; it holds no fleet state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from fastapi import Request
+from nats.aio.client import Client
+from nats.errors import Error as NatsError
+
+from vaultmesh.services.gateway.config import GatewaySettings
+from vaultmesh.services.gateway.fleet_client import FleetClient
+from vaultmesh.services.gateway.metrics import GatewayMetrics
+from vaultmesh.services.gateway.publisher import Publisher, ensure_stream_exists
+from vaultmesh.shared.clock import Clock, SystemClock
+from vaultmesh.shared.errors import Unavailable
+from vaultmesh.shared.streams import StreamLimits, audit_config, events_config, heartbeats_config
+
+
+class Slots:
+    """A counter bounding concurrent long-lived responses (SSE clients), mirrored in a gauge."""
+
+    def __init__(self, limit: int, on_change: Callable[[int], None] | None = None) -> None:
+        self.limit = limit
+        self.used = 0
+        self._on_change = on_change
+
+    def acquire(self) -> bool:
+        """Take a slot; False when all are taken."""
+        if self.used >= self.limit:
+            return False
+        self.used += 1
+        self._changed()
+        return True
+
+    def release(self) -> None:
+        """Give a slot back."""
+        self.used = max(0, self.used - 1)
+        self._changed()
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change(self.used)
+
+
+@dataclass
+class GatewayState:
+    """Shared by every request of one app."""
+
+    settings: GatewaySettings
+    nc: Client
+    fleet: FleetClient
+    publisher: Publisher
+    metrics: GatewayMetrics
+    sse_slots: Slots
+    clock: Clock = field(default_factory=SystemClock)
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+    started: bool = False
+
+    @classmethod
+    def build(
+        cls,
+        settings: GatewaySettings,
+        nc: Client,
+        metrics: GatewayMetrics,
+        clock: Clock | None = None,
+    ) -> GatewayState:
+        """Wire the bus clients around ``nc``."""
+        gauge = metrics.sse_clients.labels(metrics.service)
+        return cls(
+            settings=settings,
+            nc=nc,
+            fleet=FleetClient(nc, timeout=settings.fleet_timeout_s),
+            publisher=Publisher(nc, settings.publish_timeout_s),
+            metrics=metrics,
+            sse_slots=Slots(settings.sse_max_clients, gauge.set),
+            clock=clock or SystemClock(),
+        )
+
+    async def start(self) -> None:
+        """Make sure the streams the gateway publishes to exist (idempotent)."""
+        if self.started:
+            return
+        limits = StreamLimits()
+        try:
+            await self.publisher.start()
+            await ensure_stream_exists(self.publisher.js, heartbeats_config(limits))
+            await ensure_stream_exists(self.publisher.js, events_config(limits))
+            await ensure_stream_exists(self.publisher.js, audit_config(limits))
+        except (NatsError, TimeoutError, OSError) as exc:
+            raise Unavailable(f"cannot set up the streams: {type(exc).__name__}") from None
+        self.started = True
+
+    def begin_shutdown(self) -> None:
+        """Tell long-lived responses (SSE) to finish now."""
+        self.closing.set()
+
+
+def gateway_state(request: Request) -> GatewayState:
+    """The app's GatewayState."""
+    state: GatewayState = request.app.state.gateway
+    return state

@@ -1,0 +1,1 @@
+"""The logger: a durable, tamper-evident audit log of the bus (see docs/logger.md)."""

@@ -1,0 +1,46 @@
+"""Settings of the logger (environment variables ``VAULTMESH_*``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+
+from vaultmesh.services.logger.errors import SigningKeyError
+from vaultmesh.services.logger.signing import load_signing_key
+from vaultmesh.shared.config import ServiceSettings
+
+MIB = 1024 * 1024
+
+
+class LoggerSettings(ServiceSettings):
+    """Where the log lives, how it is signed, and how it batches."""
+
+    # The log directory: segments, tree, ROOT.txt, PROOFCHAIN.json, checkpoint.pub.
+    data_dir: Path
+    # Ed25519 private key (PEM or raw 32-byte seed), e.g. /run/secrets/logger_signing_key.
+    logger_signing_key_file: Path
+    # Name of this log, written into every checkpoint.
+    logger_log_id: str = Field(default="vaultmesh-audit", min_length=1, max_length=128)
+    # A segment is closed and a new one started when it would grow past this size.
+    logger_segment_bytes: int = Field(default=16 * MIB, ge=4096, le=1024 * MIB)
+    # How often a new checkpoint is signed (only when the log grew).
+    logger_checkpoint_interval_s: float = Field(default=30.0, gt=0, le=86400)
+    # Messages per fetch and per write (one fsync and one ack per stream per batch).
+    logger_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    # Longest wait of one fetch when the streams are idle.
+    logger_fetch_wait_s: float = Field(default=1.0, ge=0.05, le=30)
+    # Also capture the EVENTS stream (fleet.event.>) with a second durable consumer.
+    logger_capture_events: bool = True
+    # Replicas for the streams the logger creates when they do not exist yet.
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+
+    @field_validator("logger_signing_key_file")
+    @classmethod
+    def _key_is_usable(cls, path: Path) -> Path:
+        # Fail at start-up, before connecting, with the file named (never its content).
+        try:
+            load_signing_key(path)
+        except SigningKeyError as exc:
+            raise ValueError(str(exc)) from None
+        return path

@@ -1,0 +1,104 @@
+"""The keyring: data keys ("terms") sealed by the master key, and AES-256-GCM with them.
+
+Every ciphertext names its term, so ``rotate`` only adds a term: new writes use
+it, old data stays readable, and a background rewrap moves old records over.
+Associated data binds a ciphertext to its key path and version, so a ciphertext
+copied to another key or version does not decrypt.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterable
+from datetime import datetime
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from vaultmesh.services.vault.errors import IntegrityError, KeyringError
+from vaultmesh.services.vault.records import Sealed, TermRecord
+
+NONCE_BYTES = 12
+DATA_KEY_BYTES = 32
+_AAD_PREFIX = b"vaultmesh/vault/v1\x00"
+_TERM_AAD = b"vaultmesh/vault/term/"
+_HMAC_INFO = b"vaultmesh/vault/audit-hmac/v1"
+
+
+def associated_data(path: str, version: int) -> bytes:
+    """The associated data binding a ciphertext to ``path`` and ``version``."""
+    return _AAD_PREFIX + path.encode("utf-8") + b"\x00" + struct.pack(">Q", version)
+
+
+def audit_hmac_key(master_key: bytes) -> bytes:
+    """The key for HMAC'ing key names in audit records, derived from the master key."""
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HMAC_INFO)
+    return hkdf.derive(master_key)
+
+
+def _term_aad(term: int) -> bytes:
+    return _TERM_AAD + str(term).encode("ascii")
+
+
+class Keyring:
+    """The unsealed data keys of every term; the newest term seals new writes."""
+
+    def __init__(self, master_key: bytes) -> None:
+        self._master = AESGCM(master_key)
+        self._keys: dict[int, AESGCM] = {}
+
+    @property
+    def active(self) -> int:
+        """The term new writes are sealed with (0 while the keyring is empty)."""
+        return max(self._keys, default=0)
+
+    @property
+    def terms(self) -> list[int]:
+        """Every known term, oldest first."""
+        return sorted(self._keys)
+
+    def knows(self, term: int) -> bool:
+        """Whether ``term`` is in the keyring."""
+        return term in self._keys
+
+    def load(self, records: Iterable[TermRecord]) -> None:
+        """Unseal and add ``records``; KeyringError when the master key does not open one."""
+        for record in records:
+            if record.term in self._keys:
+                continue
+            try:
+                key = self._master.decrypt(record.nonce, record.sealed_key, _term_aad(record.term))
+            except InvalidTag:
+                raise KeyringError(
+                    f"the master key does not open key term {record.term} (wrong master key?)"
+                ) from None
+            self._keys[record.term] = AESGCM(key)
+
+    def create(self, term: int, now: datetime) -> TermRecord:
+        """A new random data key for ``term``, sealed by the master key (not yet loaded)."""
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = self._master.encrypt(nonce, AESGCM.generate_key(256), _term_aad(term))
+        return TermRecord(term=term, nonce=nonce, sealed_key=sealed, created=now)
+
+    def seal(self, path: str, version: int, plaintext: bytes, term: int | None = None) -> Sealed:
+        """Encrypt ``plaintext`` for ``path``@``version`` under ``term`` (default: active)."""
+        use = self.active if term is None else term
+        cipher = self._keys.get(use)
+        if cipher is None:
+            raise KeyringError(f"key term {use} is not in the keyring")
+        nonce = os.urandom(NONCE_BYTES)
+        ciphertext = cipher.encrypt(nonce, plaintext, associated_data(path, version))
+        return Sealed(term=use, nonce=nonce, ciphertext=ciphertext)
+
+    def open(self, path: str, version: int, sealed: Sealed) -> bytes:
+        """Decrypt ``sealed``; IntegrityError when it was tampered with or moved."""
+        cipher = self._keys.get(sealed.term)
+        if cipher is None:
+            raise KeyringError(f"key term {sealed.term} is not in the keyring")
+        try:
+            return cipher.decrypt(sealed.nonce, sealed.ciphertext, associated_data(path, version))
+        except (InvalidTag, ValueError):
+            raise IntegrityError("the stored secret failed its integrity check") from None

@@ -1,0 +1,225 @@
+"""The JetStream KV backend (a bus adapter): ciphertext only, replicated by JetStream.
+
+One KV entry per secret (``s.<base64url(path)>``) holds its metadata and all
+retained versions as MessagePack, so a write is one atomic compare-and-set on
+the entry's revision; key terms live in ``t.<term>``. The bucket keeps one
+revision per key, so a replaced or deleted ciphertext does not linger.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Awaitable, Collection
+from datetime import datetime
+from typing import Any, TypeVar
+
+import msgpack
+from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
+from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.kv import KeyValue
+
+from vaultmesh.services.vault.errors import StaleWrite
+from vaultmesh.services.vault.records import Sealed, Secret, TermRecord, Version
+from vaultmesh.shared import subjects
+from vaultmesh.shared.errors import Unavailable
+from vaultmesh.shared.streams import ensure_kv
+
+T = TypeVar("T")
+_SECRET = "s."  # noqa: S105 (a key prefix)
+_TERM = "t."
+_CAS_RETRIES = 20
+# JetStream "wrong last sequence" error codes (expected revision did not match).
+_WRONG_LAST_SEQUENCE = (10071, 10164)
+
+
+def _key(path: str) -> str:
+    return _SECRET + base64.urlsafe_b64encode(path.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def _path(key: str) -> str:
+    text = key[len(_SECRET) :]
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("utf-8")
+
+
+def _pack(doc: dict[str, Any]) -> bytes:
+    return bytes(msgpack.packb(doc, use_bin_type=True))
+
+
+def _encode_secret(secret: Secret) -> bytes:
+    return _pack(
+        {
+            "created": secret.created.isoformat(),
+            "updated": secret.updated.isoformat(),
+            "current": secret.current,
+            "versions": [
+                [
+                    v.number,
+                    v.created.isoformat(),
+                    v.sealed.term,
+                    v.sealed.nonce,
+                    v.sealed.ciphertext,
+                ]
+                for v in secret.versions
+            ],
+        }
+    )
+
+
+def _decode_secret(path: str, data: bytes, rev: int) -> Secret:
+    doc = msgpack.unpackb(data, raw=False)
+    versions = tuple(
+        Version(number, datetime.fromisoformat(created), Sealed(term, nonce, ct))
+        for number, created, term, nonce, ct in doc["versions"]
+    )
+    return Secret(
+        path,
+        datetime.fromisoformat(doc["created"]),
+        datetime.fromisoformat(doc["updated"]),
+        int(doc["current"]),
+        versions,
+        rev,
+    )
+
+
+async def _bus(call: Awaitable[T]) -> T:
+    """Await a KV call, turning bus failures into Unavailable (never a raw exception)."""
+    try:
+        return await call
+    except (KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError):
+        raise
+    except (NatsError, TimeoutError) as exc:
+        raise Unavailable(
+            f"vault storage (JetStream KV) unavailable: {type(exc).__name__}"
+        ) from None
+
+
+class KvStore:
+    """The JetStream KV implementation of ``Store``."""
+
+    backend = "jetstream-kv"
+
+    def __init__(self, js: JetStreamContext, replicas: int = 1) -> None:
+        self._js = js
+        self._replicas = replicas
+        self._kv: KeyValue | None = None
+
+    async def open(self) -> None:
+        """Open the bucket, creating it when missing."""
+        if self._kv is None:
+            self._kv = await _bus(ensure_kv(self._js, subjects.KV_VAULT, self._replicas))
+
+    async def close(self) -> None:
+        """Nothing to release (the connection belongs to the service)."""
+        self._kv = None
+
+    @property
+    def _bucket(self) -> KeyValue:
+        assert self._kv is not None, "store is not open"
+        return self._kv
+
+    async def _keys(self) -> list[str]:
+        try:
+            return await _bus(self._bucket.keys())
+        except NoKeysError:
+            return []
+
+    # ---- key terms ---------------------------------------------------------------------
+
+    async def load_terms(self) -> list[TermRecord]:
+        """Every stored key term, oldest first."""
+        records = []
+        for key in await self._keys():
+            if key.startswith(_TERM):
+                doc = msgpack.unpackb((await _bus(self._bucket.get(key))).value, raw=False)
+                records.append(
+                    TermRecord(
+                        doc["term"],
+                        doc["nonce"],
+                        doc["key"],
+                        datetime.fromisoformat(doc["created"]),
+                    )
+                )
+        return sorted(records, key=lambda record: record.term)
+
+    async def add_term(self, record: TermRecord) -> bool:
+        """Store a new term; False when it exists."""
+        doc = {
+            "term": record.term,
+            "nonce": record.nonce,
+            "key": record.sealed_key,
+            "created": record.created.isoformat(),
+            "reserved": 0,
+        }
+        try:
+            await _bus(self._bucket.create(f"{_TERM}{record.term}", _pack(doc)))
+        except KeyWrongLastSequenceError:
+            return False
+        return True
+
+    async def reserve(self, term: int, count: int) -> int:
+        """Reserve ``count`` encryptions under ``term`` (compare-and-set on the term entry)."""
+        key = f"{_TERM}{term}"
+        for _ in range(_CAS_RETRIES):
+            entry = await _bus(self._bucket.get(key))
+            doc = msgpack.unpackb(entry.value, raw=False)
+            doc["reserved"] = int(doc.get("reserved", 0)) + count
+            try:
+                await _bus(self._bucket.update(key, _pack(doc), last=entry.revision))
+            except KeyWrongLastSequenceError:
+                continue
+            return int(doc["reserved"])
+        raise Unavailable("could not reserve encryptions: the key term is too contended")
+
+    # ---- secrets -----------------------------------------------------------------------
+
+    async def read(self, path: str) -> Secret | None:
+        """The secret at ``path``, or None."""
+        try:
+            entry = await _bus(self._bucket.get(_key(path)))
+        except KeyNotFoundError:
+            return None
+        if entry.value is None or entry.revision is None:
+            return None
+        return _decode_secret(path, entry.value, entry.revision)
+
+    async def write(self, secret: Secret, changed: Collection[int]) -> int:
+        """Store ``secret`` if its revision is unchanged; the new revision."""
+        data = _encode_secret(secret)
+        try:
+            if secret.rev == 0:
+                return int(await _bus(self._bucket.create(_key(secret.path), data)))
+            return int(await _bus(self._bucket.update(_key(secret.path), data, last=secret.rev)))
+        except KeyWrongLastSequenceError:
+            raise StaleWrite from None
+
+    async def remove(self, secret: Secret) -> None:
+        """Delete ``secret`` if its revision is unchanged (a delete marker replaces it)."""
+        try:
+            await self._bucket.delete(_key(secret.path), last=secret.rev)
+        except APIError as exc:
+            if exc.err_code in _WRONG_LAST_SEQUENCE:
+                raise StaleWrite from None
+            raise Unavailable(f"vault storage (JetStream KV) unavailable: {exc.code}") from None
+        except (NatsError, TimeoutError) as exc:
+            raise Unavailable(
+                f"vault storage (JetStream KV) unavailable: {type(exc).__name__}"
+            ) from None
+
+    async def paths(self, prefix: str = "") -> list[str]:
+        """Key paths starting with ``prefix``, sorted (a scan of the bucket's keys)."""
+        found = (_path(key) for key in await self._keys() if key.startswith(_SECRET))
+        return sorted(path for path in found if path.startswith(prefix))
+
+    async def count(self) -> int:
+        """How many secrets are stored."""
+        return sum(1 for key in await self._keys() if key.startswith(_SECRET))
+
+    async def stale_paths(self, term: int) -> list[str]:
+        """Paths with a version sealed under a term older than ``term`` (reads every secret)."""
+        stale = []
+        for path in await self.paths():
+            secret = await self.read(path)
+            if secret is not None and secret.older_than(term):
+                stale.append(path)
+        return stale

@@ -1,0 +1,79 @@
+"""The master key: 32 random bytes, written as base64; never logged, sent or echoed.
+
+Sources, first found wins: ``VAULTMESH_VAULT_MASTER_KEY_FILE``, then
+``VAULTMESH_VAULT_MASTER_KEY``, then the Docker secret
+``<VAULTMESH_VAULT_SECRETS_DIR>/<VAULTMESH_VAULT_MASTER_KEY_SECRET>``
+(default ``/run/secrets/vault_master_key``). Errors name the source, never the content.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import secrets
+from pathlib import Path
+
+from vaultmesh.services.vault.config import VaultSettings
+from vaultmesh.shared.config import ConfigError
+
+KEY_BYTES = 32
+FILE_VAR = "VAULTMESH_VAULT_MASTER_KEY_FILE"
+ENV_VAR = "VAULTMESH_VAULT_MASTER_KEY"
+
+
+def generate() -> bytes:
+    """A new random master key."""
+    return secrets.token_bytes(KEY_BYTES)
+
+
+def encode(key: bytes) -> str:
+    """The text form of ``key`` (standard base64, 44 characters)."""
+    return base64.b64encode(key).decode("ascii")
+
+
+def parse(text: str, source: str) -> bytes:
+    """Decode a key from base64 (or 64 hex digits); ConfigError naming ``source`` otherwise."""
+    cleaned = text.strip()
+    try:
+        if len(cleaned) == 2 * KEY_BYTES:
+            key = bytes.fromhex(cleaned)
+        else:
+            key = base64.b64decode(cleaned.replace("-", "+").replace("_", "/"), validate=True)
+    except (ValueError, binascii.Error):
+        key = b""
+    if len(key) != KEY_BYTES:
+        raise ConfigError(
+            f"{source}: not a 256-bit key (expected 44 base64 or 64 hex characters; "
+            "generate one with `vaultmesh vault keygen`)"
+        )
+    return key
+
+
+def _read_file(path: Path, source: str) -> bytes:
+    try:
+        return parse(path.read_text(encoding="ascii"), source)
+    except (OSError, UnicodeDecodeError):
+        raise ConfigError(f"{source}: cannot read the master key file {path}") from None
+
+
+def load(settings: VaultSettings) -> bytes:
+    """The master key from the first configured source; ConfigError when there is none."""
+    if settings.vault_master_key_file is not None:
+        return _read_file(settings.vault_master_key_file, FILE_VAR)
+    if settings.vault_master_key is not None:
+        return parse(settings.vault_master_key.get_secret_value(), ENV_VAR)
+    secret = settings.vault_secrets_dir / settings.vault_master_key_secret
+    if secret.is_file():
+        return _read_file(secret, f"Docker secret {secret}")
+    raise ConfigError(
+        f"no master key: set {FILE_VAR}, {ENV_VAR} or provide the Docker secret {secret}"
+    )
+
+
+def write_new(path: Path) -> None:
+    """Create ``path`` holding a new key, mode 0600; never overwrites an existing file."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(encode(generate()) + "\n")
