@@ -40,33 +40,40 @@ async def test_staleness_goes_attn_then_crit_then_recovers(
         await publish(nc, node, heartbeat(node, interval_s=10))
         await wait_for(lambda: service.registry.get(node) is not None, what="registration")
         service.sweep()
-        assert await statuses(nc, node) == []
+        await wait_for(lambda: _statuses_are(nc, node, ["OK"]), what="join event")
 
         move(clock, 50)  # 5 intervals: ATTN (> 3), not yet CRIT (> 10)
         service.sweep()
-        await wait_for(lambda: _statuses_are(nc, node, ["ATTN"]), what="ATTN event")
+        await wait_for(lambda: _statuses_are(nc, node, ["OK", "ATTN"]), what="ATTN event")
         move(clock, 150)
         service.sweep()
-        await wait_for(lambda: _statuses_are(nc, node, ["ATTN", "CRIT"]), what="CRIT event")
+        await wait_for(lambda: _statuses_are(nc, node, ["OK", "ATTN", "CRIT"]), what="CRIT event")
         view = await client.get_node(UUID(node))
         assert view.status is NodeStatus.CRIT
         assert view.reasons == ["no heartbeat for over 10 intervals (100 s)"]
 
         move(clock, 0)
         await publish(nc, node, heartbeat(node, interval_s=10))
-        await wait_for(lambda: _statuses_are(nc, node, ["ATTN", "CRIT", "OK"]), what="recovery")
+        await wait_for(
+            lambda: _statuses_are(nc, node, ["OK", "ATTN", "CRIT", "OK"]), what="recovery"
+        )
 
         events = await stream_events(nc, "attention", node)
-        assert [e.data["previous"] for e in events] == ["OK", "ATTN", "CRIT"]
-        assert [e.severity for e in events] == [Severity.WARNING, Severity.CRITICAL, Severity.INFO]
-        assert events[0].data["reasons"] == ["no heartbeat for over 3 intervals (30 s)"]
+        assert [e.data["previous"] for e in events] == [None, "OK", "ATTN", "CRIT"]
+        assert [e.severity for e in events] == [
+            Severity.INFO,
+            Severity.WARNING,
+            Severity.CRITICAL,
+            Severity.INFO,
+        ]
+        assert events[1].data["reasons"] == ["no heartbeat for over 3 intervals (30 s)"]
         assert all(e.author == "fleet-state" and e.id_is_valid() for e in events)
 
         # The same events, newest first, from the working set.
         query = EventsQuery(kind=EventKind.ATTENTION, node_id=UUID(node))
-        await wait_for(lambda: _window_has(service.window.query(query)[0], 3), what="working set")
+        await wait_for(lambda: _window_has(service.window.query(query)[0], 4), what="working set")
         listed = await client.events(query)
-        assert [e.data["status"] for e in listed.events] == ["OK", "CRIT", "ATTN"]
+        assert [e.data["status"] for e in listed.events] == ["OK", "CRIT", "ATTN", "OK"]
         assert listed.sequences == sorted(listed.sequences, reverse=True)
 
 
@@ -83,8 +90,8 @@ async def test_drift_is_flagged_then_accepted_as_the_new_baseline(
         node = str(uuid4())
         await publish(nc, node, heartbeat(node, hostname="vault-a", interval_s=86400))
         await publish(nc, node, heartbeat(node, hostname="vault-b", interval_s=86400))
-        await wait_for(lambda: _statuses_are(nc, node, ["ATTN"]), what="drift event")
-        (event,) = await stream_events(nc, "attention", node)
+        await wait_for(lambda: _statuses_are(nc, node, ["OK", "ATTN"]), what="drift event")
+        _joined, event = await stream_events(nc, "attention", node)
         assert event.data["reasons"] == ["drift: hostname changed from 'vault-a' to 'vault-b'"]
         assert event.data["hostname"] == "vault-b"
 
@@ -96,7 +103,7 @@ async def test_drift_is_flagged_then_accepted_as_the_new_baseline(
         assert state.base_hostname == "vault-a"
         move(clock, 700)
         service.sweep()
-        await wait_for(lambda: _statuses_are(nc, node, ["ATTN", "OK"]), what="drift accepted")
+        await wait_for(lambda: _statuses_are(nc, node, ["OK", "ATTN", "OK"]), what="drift accepted")
         assert state.base_hostname == "vault-b"
         assert state.drift_since is None
 
@@ -108,13 +115,13 @@ async def test_profile_and_root_drift_and_failed_checks(
         node = str(uuid4())
         await publish(nc, node, heartbeat(node, interval_s=86400))
         await publish(nc, node, heartbeat(node, interval_s=86400, services_ok=False))
-        await wait_for(lambda: _statuses_are(nc, node, ["CRIT"]), what="failed check")
+        await wait_for(lambda: _statuses_are(nc, node, ["OK", "CRIT"]), what="failed check")
         await publish(
             nc,
             node,
             heartbeat(node, interval_s=86400, os_profile="DebianVault", vaultmesh_root="/x"),
         )
-        await wait_for(lambda: _statuses_are(nc, node, ["CRIT", "ATTN"]), what="drift")
+        await wait_for(lambda: _statuses_are(nc, node, ["OK", "CRIT", "ATTN"]), what="drift")
         latest = (await stream_events(nc, "attention", node))[-1]
         assert len(latest.data["reasons"]) == 2
         assert latest.data["reasons"][0].startswith("drift: os_profile changed")

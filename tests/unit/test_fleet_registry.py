@@ -43,7 +43,7 @@ def test_first_heartbeat_registers_and_is_a_change(registry: Registry) -> None:
     node = str(uuid4())
     change = registry.ingest(node, beat(node), T0, T0)
     assert change == Change(node, None, NodeStatus.OK)
-    assert not change.transition  # a new OK node is persisted, not announced
+    assert change.transition  # a new node is announced, so watchers see it join
     state = registry.get(node)
     assert state is not None
     assert state.first_seen == state.last_seen == T0

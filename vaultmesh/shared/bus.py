@@ -7,6 +7,7 @@ connection keeps reconnecting for as long as ``nats_max_reconnects`` allows.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import nats
@@ -34,8 +35,28 @@ def _auth_options(settings: BusSettings) -> dict[str, Any]:
     return {}
 
 
-async def _on_error(exc: Exception) -> None:
-    log.warning("nats connection error", extra={"error_type": type(exc).__name__})
+class _ErrorThrottle:
+    """Logs each kind of connection error at most once per interval, with a count.
+
+    nats-py reports a slow consumer once per dropped message; without this a long
+    replay could write thousands of identical lines.
+    """
+
+    def __init__(self, interval_s: float = 10.0) -> None:
+        self._interval = interval_s
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    async def report(self, exc: Exception) -> None:
+        """The nats-py ``error_cb`` (it must be a coroutine function, not a callable object)."""
+        kind = type(exc).__name__
+        now = time.monotonic()
+        if now - self._last.get(kind, -self._interval) < self._interval:
+            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+            return
+        self._last[kind] = now
+        repeats = self._suppressed.pop(kind, 0)
+        log.warning("nats connection error", extra={"error_type": kind, "repeats": repeats})
 
 
 async def _on_disconnect() -> None:
@@ -55,7 +76,7 @@ async def connect(settings: BusSettings, name: str) -> Client:
             connect_timeout=settings.nats_connect_timeout,
             reconnect_time_wait=settings.nats_reconnect_wait,
             max_reconnect_attempts=settings.nats_connect_attempts,
-            error_cb=_on_error,
+            error_cb=_ErrorThrottle().report,
             disconnected_cb=_on_disconnect,
             reconnected_cb=_on_reconnect,
             inbox_prefix=settings.nats_inbox_prefix,

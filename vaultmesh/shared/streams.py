@@ -90,13 +90,25 @@ def audit_config(limits: StreamLimits) -> StreamConfig:
     )
 
 
-async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
-    """Create ``config``'s stream, or update it to ``config`` if it exists."""
+async def ensure_stream(js: JetStreamContext, config: StreamConfig, *, owner: bool = False) -> None:
+    """Create ``config``'s stream when missing; only its ``owner`` updates an existing one.
+
+    Several services write to the same stream, but one owns its tuning (history
+    depth, replicas): fleet-state owns HEARTBEATS and EVENTS, the logger AUDIT.
+    Everyone else only makes sure a publish has somewhere to land, so a service
+    with default limits never overwrites the owner's.
+    """
     assert config.name is not None
     try:
         await js.stream_info(config.name)
     except NotFoundError:
-        await js.add_stream(config)
+        try:
+            await js.add_stream(config)
+        except BadRequestError:
+            # Created by someone else between our look and our add: fine if it exists now.
+            await js.stream_info(config.name)
+        return
+    if not owner:
         return
     try:
         await js.update_stream(config)

@@ -32,9 +32,7 @@ class Change:
 
     @property
     def transition(self) -> bool:
-        """True when the status changed (a new node counts only when it is not OK)."""
-        if self.previous is None:
-            return self.status is not NodeStatus.OK
+        """True when the status changed; a new node always counts, so watchers see it join."""
         return self.previous is not self.status
 
 

@@ -121,8 +121,8 @@ class FleetService:
 
     async def _ensure_storage(self) -> KeyValue:
         limits = self._settings.limits()
-        await streams.ensure_stream(self._js, streams.heartbeats_config(limits))
-        await streams.ensure_stream(self._js, streams.events_config(limits))
+        await streams.ensure_stream(self._js, streams.heartbeats_config(limits), owner=True)
+        await streams.ensure_stream(self._js, streams.events_config(limits), owner=True)
         return await streams.ensure_kv(self._js, subjects.KV_FLEET_STATE, replicas=limits.replicas)
 
     async def _restore(self, kv: KeyValue) -> None:

@@ -19,8 +19,6 @@ import orjson
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
-from nats.js.api import StreamConfig
-from nats.js.errors import BadRequestError, NotFoundError
 
 from vaultmesh.shared.errors import PayloadTooLarge, Unavailable
 
@@ -109,23 +107,3 @@ def _sequence(msg: Any, stream: str) -> int:
     if not isinstance(ack, dict) or "seq" not in ack:
         raise Unavailable(f"stream {stream} sent an unexpected acknowledgement")
     return int(ack["seq"])
-
-
-async def ensure_stream_exists(js: JetStreamContext, config: StreamConfig) -> None:
-    """Create ``config``'s stream when it is missing; never change an existing one.
-
-    fleet-state owns the tuning of HEARTBEATS and EVENTS (history depth,
-    replicas); the gateway only makes sure a publish has somewhere to land.
-    """
-    assert config.name is not None
-    try:
-        await js.stream_info(config.name)
-        return
-    except NotFoundError:
-        pass
-    try:
-        await js.add_stream(config)
-    except BadRequestError:
-        # Someone created it between our look and our add: fine if it exists now.
-        await js.stream_info(config.name)
-    log.info("created stream", extra={"stream": config.name})

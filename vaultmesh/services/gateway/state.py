@@ -16,10 +16,16 @@ from nats.errors import Error as NatsError
 from vaultmesh.services.gateway.config import GatewaySettings
 from vaultmesh.services.gateway.fleet_client import FleetClient
 from vaultmesh.services.gateway.metrics import GatewayMetrics
-from vaultmesh.services.gateway.publisher import Publisher, ensure_stream_exists
+from vaultmesh.services.gateway.publisher import Publisher
 from vaultmesh.shared.clock import Clock, SystemClock
 from vaultmesh.shared.errors import Unavailable
-from vaultmesh.shared.streams import StreamLimits, audit_config, events_config, heartbeats_config
+from vaultmesh.shared.streams import (
+    StreamLimits,
+    audit_config,
+    ensure_stream,
+    events_config,
+    heartbeats_config,
+)
 
 
 class Slots:
@@ -89,9 +95,9 @@ class GatewayState:
         limits = StreamLimits()
         try:
             await self.publisher.start()
-            await ensure_stream_exists(self.publisher.js, heartbeats_config(limits))
-            await ensure_stream_exists(self.publisher.js, events_config(limits))
-            await ensure_stream_exists(self.publisher.js, audit_config(limits))
+            await ensure_stream(self.publisher.js, heartbeats_config(limits))
+            await ensure_stream(self.publisher.js, events_config(limits))
+            await ensure_stream(self.publisher.js, audit_config(limits))
         except (NatsError, TimeoutError, OSError) as exc:
             raise Unavailable(f"cannot set up the streams: {type(exc).__name__}") from None
         self.started = True

@@ -28,6 +28,7 @@ from vaultmesh.services.logger.errors import LoggerError
 from vaultmesh.services.logger.feed import QUEUE_BATCHES, RETRY_S, Feed, Fetched, to_incoming
 from vaultmesh.services.logger.metrics import CaptureMetrics
 from vaultmesh.shared.streams import ensure_stream
+from vaultmesh.shared.subjects import STREAM_AUDIT
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,8 @@ class Capture:
 
     async def _anchor(self, feed: Feed) -> None:
         stream = feed.stream
-        await ensure_stream(self._js, self._configs[stream])  # it may have been deleted
+        # It may have been deleted. The logger owns AUDIT's tuning; EVENTS belongs to fleet-state.
+        await ensure_stream(self._js, self._configs[stream], owner=stream == STREAM_AUDIT)
         mark, info = self.log.hwm(stream), await self._js.stream_info(stream)
         created = info.created.isoformat() if info.created else ""
         known = self.log.stream_created.get(stream, created)
