@@ -19,12 +19,13 @@ from typing import Any
 import orjson
 from nats.aio.client import Client
 
+from vaultmesh.cli.connection import operator_settings
 from vaultmesh.services.logger.errors import LoggerError
 from vaultmesh.services.logger.proofcheck import check_consistency, check_inclusion
 from vaultmesh.services.logger.signing import load_public_keys
 from vaultmesh.services.logger.verify import verify_dir
 from vaultmesh.shared import bus, subjects
-from vaultmesh.shared.config import BusSettings, ConfigError, load_settings
+from vaultmesh.shared.config import ConfigError
 from vaultmesh.shared.errors import Unavailable, VaultMeshError
 
 _SEVERITIES = ["debug", "info", "notice", "warning", "error", "critical"]
@@ -112,7 +113,7 @@ def _run(command: Any) -> Any:
 
 async def _with_bus(command: Any, args: argparse.Namespace) -> int:
     overrides = {"nats_url": args.nats_url} if args.nats_url else {}
-    settings = load_settings(BusSettings, **overrides)
+    settings = operator_settings(**overrides)
     nc = await bus.connect(settings, "vaultmesh-cli-logs")
     try:
         return int(await command(nc, args))

@@ -24,8 +24,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vaultmesh.cli.connection import operator_settings
 from vaultmesh.shared import bus, subjects
-from vaultmesh.shared.config import BusSettings, ConfigError, load_settings
+from vaultmesh.shared.config import ConfigError
 from vaultmesh.shared.errors import VaultMeshError
 
 PRINCIPAL_VAR = "VAULTMESH_VAULT_PRINCIPAL"
@@ -110,7 +111,7 @@ def _payload(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _call(args: argparse.Namespace, payload: dict[str, Any]) -> Any:
-    settings = load_settings(BusSettings)
+    settings = operator_settings()
     subject = subjects.vault(_principal(args), args.vault_command)
     nc = await bus.connect(settings, "vaultmesh-cli")
     try:

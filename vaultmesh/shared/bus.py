@@ -10,7 +10,6 @@ import logging
 import time
 from typing import Any
 
-import nats
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError, NoServersError
@@ -59,27 +58,36 @@ class _ErrorThrottle:
         log.warning("nats connection error", extra={"error_type": kind, "repeats": repeats})
 
 
-async def _on_disconnect() -> None:
-    log.warning("disconnected from nats")
+def _lifecycle_callbacks(nc: Client) -> dict[str, Any]:
+    """Disconnect/reconnect logging that stays quiet on our own drain or close."""
 
+    async def disconnected() -> None:
+        if not (nc.is_closed or nc.is_draining):
+            log.warning("disconnected from nats")
 
-async def _on_reconnect() -> None:
-    log.info("reconnected to nats")
+    async def reconnected() -> None:
+        log.info("reconnected to nats")
+
+    return {"disconnected_cb": disconnected, "reconnected_cb": reconnected}
 
 
 async def connect(settings: BusSettings, name: str) -> Client:
     """Connect as ``name``; raise Unavailable quickly when no server answers."""
+    nc = Client()
+    # nats-py annotates the timeouts as int but uses them as asyncio timeouts: floats work.
+    timeouts: dict[str, Any] = {
+        "connect_timeout": settings.nats_connect_timeout,
+        "reconnect_time_wait": settings.nats_reconnect_wait,
+    }
     try:
-        nc = await nats.connect(
+        await nc.connect(
             servers=[url.strip() for url in settings.nats_url.split(",")],
             name=name,
-            connect_timeout=settings.nats_connect_timeout,
-            reconnect_time_wait=settings.nats_reconnect_wait,
             max_reconnect_attempts=settings.nats_connect_attempts,
             error_cb=_ErrorThrottle().report,
-            disconnected_cb=_on_disconnect,
-            reconnected_cb=_on_reconnect,
             inbox_prefix=settings.nats_inbox_prefix,
+            **timeouts,
+            **_lifecycle_callbacks(nc),
             **_auth_options(settings),
         )
     except (NoServersError, OSError, TimeoutError, NatsError) as exc:

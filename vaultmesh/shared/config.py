@@ -97,6 +97,8 @@ class ServiceSettings(BusSettings):
     metrics_host: str = "0.0.0.0"
     # Upper bound for one request body on the bus.
     max_request_bytes: int = Field(default=1024 * 1024, gt=0)
+    # How long start-up keeps retrying while the NATS cluster is still forming.
+    start_timeout_s: float = Field(default=60.0, ge=0)
 
 
 S = TypeVar("S", bound=BaseSettings)

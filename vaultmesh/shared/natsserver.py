@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+CLIENT_URL_FILE = "client-url"
+
 
 class NatsServerError(RuntimeError):
     """nats-server is missing or did not start."""
@@ -70,6 +72,11 @@ class NatsServer:
         return self.data_dir / "nats-server.conf"
 
     @property
+    def url_path(self) -> Path:
+        """Where the running server's client URL is written."""
+        return self.data_dir / CLIENT_URL_FILE
+
+    @property
     def log_path(self) -> Path:
         """Where the server writes its log."""
         return self.data_dir / "nats-server.log"
@@ -107,6 +114,8 @@ class NatsServer:
                 start_new_session=True,
             )
         self._wait_ready(timeout)
+        # Lets operator commands on this machine find a local server started with port 0.
+        self.url_path.write_text(self.url + "\n", encoding="utf-8")
         return self
 
     def _wait_ready(self, timeout: float) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from vaultmesh.shared import subjects
+from vaultmesh.shared.micro import Call, Endpoint
 from vaultmesh.shared.models.events import EventsQuery
 from vaultmesh.shared.models.fleet import HistoryRequest, ListNodesRequest, NodeRequest
-from vaultmesh.shared.runtime import Call, Endpoint
 
 from .errors import UnknownNode
 from .events import EventWindow

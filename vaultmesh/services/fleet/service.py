@@ -21,7 +21,8 @@ from nats.js.kv import KeyValue
 from vaultmesh.shared import streams, subjects
 from vaultmesh.shared.clock import Clock, SystemClock
 from vaultmesh.shared.metrics import ServiceMetrics
-from vaultmesh.shared.runtime import Builder, Component, MicroService
+from vaultmesh.shared.micro import MicroService
+from vaultmesh.shared.runtime import Builder, Component
 
 from .api import FleetApi
 from .config import FleetSettings

@@ -40,7 +40,8 @@ from vaultmesh.shared.clock import Clock, SystemClock
 from vaultmesh.shared.config import ConfigError
 from vaultmesh.shared.errors import BadRequest, NotFound, Unavailable
 from vaultmesh.shared.metrics import ServiceMetrics
-from vaultmesh.shared.runtime import Builder, Call, Endpoint, Handler, MicroService
+from vaultmesh.shared.micro import Call, Endpoint, Handler, MicroService
+from vaultmesh.shared.runtime import Builder
 from vaultmesh.shared.streams import StreamLimits, audit_config, events_config
 
 

@@ -31,7 +31,6 @@ from vaultmesh.services.vault import masterkey
 from vaultmesh.services.vault.acl import PolicyHolder
 from vaultmesh.services.vault.audit import AuditEntry, AuditTrail
 from vaultmesh.services.vault.config import VaultSettings
-from vaultmesh.services.vault.endpoint import VaultEndpoint
 from vaultmesh.services.vault.errors import AccessDenied, KeyringError
 from vaultmesh.services.vault.keyring import Keyring, audit_hmac_key
 from vaultmesh.services.vault.kv_store import KvStore
@@ -54,11 +53,14 @@ from vaultmesh.shared.clock import Clock, SystemClock
 from vaultmesh.shared.config import ConfigError
 from vaultmesh.shared.errors import BadRequest, Internal, PayloadTooLarge, VaultMeshError
 from vaultmesh.shared.metrics import ServiceMetrics
+from vaultmesh.shared.micro import MicroService, RawEndpoint
 from vaultmesh.shared.models.audit import Outcome
 
 log = logging.getLogger(__name__)
+DESCRIPTION = "VaultMesh vault: encrypted secrets (vault.<principal>.<op>)"
 Result = tuple[Any, Any, dict[str, Any]]  # (native data, seed-form data, audit detail)
-# Reads that never wait on the SQLite backend: answered inline (see endpoint.py).
+# Reads that never wait on the SQLite backend: answered inline, the cheapest path.
+# Everything that may wait (writes, the KV backend, fail-closed audit) runs in a task.
 INLINE_READS = frozenset({"get", "list", "status"})
 
 
@@ -289,7 +291,7 @@ class VaultComponent:
         self,
         vault: Vault,
         audit: AuditTrail,
-        endpoint: VaultEndpoint,
+        endpoint: MicroService,
         policy: PolicyHolder,
         metrics: ServiceMetrics,
         *,
@@ -389,7 +391,21 @@ async def build(
     inline = (
         INLINE_READS if store.backend == SqliteStore.backend and not fail_closed else frozenset()
     )
-    endpoint = VaultEndpoint(
-        nc, handlers.handle, inline_ops=inline, max_in_flight=settings.vault_max_in_flight
+    endpoint = MicroService(
+        nc,
+        name=subjects.SERVICE_VAULT,
+        description=DESCRIPTION,
+        endpoints=[
+            RawEndpoint(
+                "vault",
+                subjects.VAULT_ALL,
+                handlers.handle,
+                inline=lambda subject: subject.rpartition(".")[2] in inline,
+            )
+        ],
+        metrics=metrics,
+        queue_group=subjects.QUEUE_VAULT,
+        max_request_bytes=settings.max_request_bytes,
+        max_in_flight=settings.vault_max_in_flight,
     )
     return VaultComponent(vault, audit, endpoint, policy, metrics, handle_sighup=handle_sighup)

@@ -1,4 +1,4 @@
-"""The shared micro-service runtime against a real nats-server."""
+"""The shared micro-service layer against a real nats-server."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from nats.aio.client import Client
 from vaultmesh.shared import bus, codec
 from vaultmesh.shared.errors import BadRequest, Conflict, Unavailable
 from vaultmesh.shared.metrics import ServiceMetrics
+from vaultmesh.shared.micro import Call, Endpoint, MicroService
 from vaultmesh.shared.models.common import StrictModel
-from vaultmesh.shared.runtime import Call, Endpoint, MicroService
 
 
 class Echo(StrictModel):
