@@ -22,8 +22,9 @@ from nats.errors import Error as NatsError
 from nats.js.errors import NotFoundError
 
 from vaultmesh.services.vault import masterkey
+from vaultmesh.services.vault.component import VaultComponent
 from vaultmesh.services.vault.config import VaultSettings
-from vaultmesh.services.vault.service import VaultComponent, build
+from vaultmesh.services.vault.service import build
 from vaultmesh.shared import bus, codec, natsauth, subjects
 from vaultmesh.shared.config import BusSettings
 from vaultmesh.shared.metrics import ServiceMetrics

@@ -1,9 +1,10 @@
-"""The service runtime: micro endpoints, lifecycle, and the process main loop.
+"""The service process: lifecycle and main loop (micro endpoints live in ``micro``).
 
 A service is a ``Component`` (``start``/``stop``) built by the service's own
 builder from a connection, metrics and a clock. ``run_service`` does the rest
 the same way for every service: JSON logs, uvloop, connect (fail fast), metrics
-endpoint, start, ready, wait for SIGTERM/SIGINT, stop accepting, drain, close.
+endpoint, start (retried while the NATS cluster forms), ready, wait for
+SIGTERM/SIGINT, stop accepting, drain, close.
 """
 
 from __future__ import annotations

@@ -14,10 +14,8 @@ Order of events for one request on ``vault.<principal>.<op>``:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import signal
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -30,8 +28,9 @@ from pydantic import BaseModel
 from vaultmesh.services.vault import masterkey
 from vaultmesh.services.vault.acl import PolicyHolder
 from vaultmesh.services.vault.audit import AuditEntry, AuditTrail
+from vaultmesh.services.vault.component import VaultComponent
 from vaultmesh.services.vault.config import VaultSettings
-from vaultmesh.services.vault.errors import AccessDenied, KeyringError
+from vaultmesh.services.vault.errors import AccessDenied
 from vaultmesh.services.vault.keyring import Keyring, audit_hmac_key
 from vaultmesh.services.vault.kv_store import KvStore
 from vaultmesh.services.vault.models import (
@@ -50,7 +49,6 @@ from vaultmesh.services.vault.store import Store
 from vaultmesh.services.vault.vault import Limits, Vault, describe
 from vaultmesh.shared import codec, subjects
 from vaultmesh.shared.clock import Clock, SystemClock
-from vaultmesh.shared.config import ConfigError
 from vaultmesh.shared.errors import BadRequest, Internal, PayloadTooLarge, VaultMeshError
 from vaultmesh.shared.metrics import ServiceMetrics
 from vaultmesh.shared.micro import MicroService, RawEndpoint
@@ -282,66 +280,6 @@ _AUDITED = frozenset({"version", "term", "count", "phase"})
 
 def _frames(exc: BaseException) -> list[str]:
     return [f"{f.filename}:{f.lineno} {f.name}" for f in traceback.extract_tb(exc.__traceback__)]
-
-
-class VaultComponent:
-    """The running vault: storage, keyring, audit trail and micro endpoint, in start/stop order."""
-
-    def __init__(
-        self,
-        vault: Vault,
-        audit: AuditTrail,
-        endpoint: MicroService,
-        policy: PolicyHolder,
-        metrics: ServiceMetrics,
-        *,
-        handle_sighup: bool = False,
-    ) -> None:
-        self.vault = vault
-        self.audit = audit
-        self.policy = policy
-        self._endpoint = endpoint
-        self._handle_sighup = handle_sighup
-        self._started = False
-        self._reloads = metrics.counter(
-            "vaultmesh_vault_acl_reloads_total", "ACL reloads by result.", ["result"]
-        )
-        self._service = metrics.service
-        term = metrics.gauge("vaultmesh_vault_key_term", "The key term new writes use.")
-        term.labels(metrics.service).set_function(lambda: vault.keyring.active)
-
-    async def start(self) -> None:
-        """Open storage and keyring, start the audit trail, then take requests (idempotent)."""
-        if self._started:
-            return
-        await self.vault.store.open()
-        try:
-            await self.vault.open()
-        except KeyringError as exc:
-            raise ConfigError(f"{masterkey.FILE_VAR} / {masterkey.ENV_VAR}: {exc}") from None
-        await self.audit.start()
-        await self._endpoint.start()
-        if self._handle_sighup:
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload_acl)
-        self._started = True
-
-    async def stop(self) -> None:
-        """Stop taking requests, finish those in flight, flush audit, close storage."""
-        if not self._started:
-            return
-        self._started = False
-        if self._handle_sighup:
-            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
-        await self._endpoint.stop()
-        await self.vault.close()
-        await self.audit.stop()
-        await self.vault.store.close()
-
-    def reload_acl(self) -> bool:
-        """Re-read the ACL file (SIGHUP); the old policy stays on error."""
-        ok = self.policy.reload()
-        self._reloads.labels(self._service, "ok" if ok else "error").inc()
-        return ok
 
 
 def _store(settings: VaultSettings, js: JetStreamContext) -> Store:
