@@ -28,6 +28,7 @@ def test_uses_the_local_admin_identity_and_url(local_up: Path) -> None:
     assert settings.nats_url == "nats://127.0.0.1:45123"
     assert settings.nats_user == "admin"
     assert settings.nats_password == admin.password
+    assert settings.nats_inbox_prefix == "_INBOX_admin"
 
 
 def test_environment_credentials_win(local_up: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -48,7 +48,12 @@ def operator_settings(**overrides: Any) -> BusSettings:
     if _has_credentials(settings) or not identities.exists():
         return settings
     admin = natsauth.load_or_create(local / "secrets")[natsauth.ADMIN]
-    update: dict[str, Any] = {"nats_user": admin.name, "nats_password": admin.password}
+    update: dict[str, Any] = {
+        "nats_user": admin.name,
+        "nats_password": admin.password,
+        # `vaultmesh up` gives every identity a private reply inbox.
+        "nats_inbox_prefix": natsauth.inbox_prefix(admin.name),
+    }
     url = _local_url(local)
     if url and "nats_url" not in overrides and "VAULTMESH_NATS_URL" not in os.environ:
         update["nats_url"] = url

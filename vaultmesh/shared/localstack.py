@@ -143,7 +143,7 @@ class LocalAuth:
     @property
     def server_config(self) -> str:
         """The nats-server authorization block (holds passwords: keep the file private)."""
-        return natsauth.server_config(self.identities)
+        return natsauth.server_config(self.identities, private_inboxes=True)
 
     def env(self, name: str) -> dict[str, str]:
         """The variables that make process ``name`` connect as its own identity."""
@@ -153,7 +153,8 @@ class LocalAuth:
                 f"no NATS identity for service {name!r}; add it to vaultmesh/shared/natsauth.py "
                 "or run `vaultmesh up --no-nats-auth`"
             )
-        return natsauth.identity_env(identity)
+        # Private reply inboxes: no local process can read another's replies (vault answers).
+        return natsauth.identity_env(identity, private_inboxes=True)
 
     def settings(self, nats_url: str) -> BusSettings:
         """Bus settings for ``up`` itself (the operator identity: it only pings services)."""
@@ -163,6 +164,7 @@ class LocalAuth:
             nats_url=nats_url,
             nats_user=env["VAULTMESH_NATS_USER"],
             nats_password=env["VAULTMESH_NATS_PASSWORD"],
+            nats_inbox_prefix=env["VAULTMESH_NATS_INBOX_PREFIX"],
         )
 
 
