@@ -66,12 +66,14 @@ def _quoted(items: Iterable[str]) -> str:
 def user_block(name: str, seed: str) -> str:
     """One nats-server user: nkey plus the identity's permissions."""
     perms = natsauth.permissions_for(name)
+    # Each identity reads only its own reply inbox (VAULTMESH_NATS_INBOX_PREFIX in stack.yml).
+    subscribe = natsauth.subscribe_grants(name, private_inboxes=True)
     lines = [
         f"    # {name}",
         f"    {{ nkey: {json.dumps(public_key(seed))},",
         "      permissions: {",
         f"        publish: {{ allow: [{_quoted(perms.publish)}] }}",
-        f"        subscribe: {{ allow: [{_quoted(perms.subscribe)}] }}",
+        f"        subscribe: {{ allow: [{_quoted(subscribe)}] }}",
     ]
     if perms.allow_responses:
         lines.append('        allow_responses: { max: 1, expires: "1m" }')

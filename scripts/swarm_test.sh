@@ -123,6 +123,7 @@ http_agent() {
 
 nats_agent() {
   in_network -e VAULTMESH_NATS_URL="$NATS_URLS" -e VAULTMESH_NATS_NKEY_SEED_FILE=/check/agent.nk \
+    -e VAULTMESH_NATS_INBOX_PREFIX=_INBOX_agent \
     -e VAULTMESH_NODE_ID=6f1c2a52-3b8e-4c61-9d0f-5a7e2b9c1d42 \
     -e VAULTMESH_HOSTNAME=swarm-nats-agent -e VAULTMESH_ROOT=/tmp \
     "$IMAGE" vaultmesh agent run --once
@@ -164,7 +165,7 @@ streams_are_r3() {
   in_network -e NATS_URLS="$NATS_URLS" "$IMAGE" python -c '
 import asyncio, os, nats
 async def main():
-    nc = await nats.connect(servers=os.environ["NATS_URLS"].split(","), nkeys_seed="/check/fleet.nk")
+    nc = await nats.connect(servers=os.environ["NATS_URLS"].split(","), nkeys_seed="/check/fleet.nk", inbox_prefix="_INBOX_fleet")
     js = nc.jetstream()
     for name in ("HEARTBEATS", "EVENTS", "AUDIT"):
         info = await js.stream_info(name)

@@ -249,12 +249,16 @@ def _quoted(items: Iterable[str]) -> str:
     return ", ".join(json.dumps(item) for item in items)
 
 
+def subscribe_grants(name: str, *, private_inboxes: bool) -> tuple[str, ...]:
+    """What identity ``name`` may subscribe to (only its own reply inbox if ``private_inboxes``)."""
+    own = f"{inbox_prefix(name)}.>"
+    grants = permissions_for(name).subscribe
+    return tuple(own if private_inboxes and item == INBOX_ALL else item for item in grants)
+
+
 def _user_block(identity: Identity, private_inboxes: bool) -> str:
     perms = identity.permissions
-    subscribe = tuple(
-        f"{inbox_prefix(identity.name)}.>" if private_inboxes and item == INBOX_ALL else item
-        for item in perms.subscribe
-    )
+    subscribe = subscribe_grants(identity.name, private_inboxes=private_inboxes)
     lines = [
         f"    {{ user: {json.dumps(identity.name)}, password: {json.dumps(identity.password)},",
         "      permissions: {",
