@@ -26,7 +26,7 @@ import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 import nkeys
@@ -59,32 +59,15 @@ def public_key(seed: str) -> str:
     return bytes(nkeys.from_seed(bytearray(seed.encode())).public_key).decode()
 
 
-def _quoted(items: Iterable[str]) -> str:
-    return ", ".join(json.dumps(item) for item in items)
-
-
-def user_block(name: str, seed: str) -> str:
-    """One nats-server user: nkey plus the identity's permissions."""
-    perms = natsauth.permissions_for(name)
-    # Each identity reads only its own reply inbox (VAULTMESH_NATS_INBOX_PREFIX in stack.yml).
-    subscribe = natsauth.subscribe_grants(name, private_inboxes=True)
-    lines = [
-        f"    # {name}",
-        f"    {{ nkey: {json.dumps(public_key(seed))},",
-        "      permissions: {",
-        f"        publish: {{ allow: [{_quoted(perms.publish)}] }}",
-        f"        subscribe: {{ allow: [{_quoted(subscribe)}] }}",
-    ]
-    if perms.allow_responses:
-        lines.append('        allow_responses: { max: 1, expires: "1m" }')
-    lines.append("      } }")
-    return "\n".join(lines)
-
-
 def auth_config(seeds: dict[str, str]) -> str:
-    """The ``authorization`` block included by config/nats/nats.conf."""
-    users = ",\n".join(user_block(name, seed) for name, seed in seeds.items())
-    return f"authorization {{\n  users = [\n{users}\n  ]\n}}\n"
+    """The ``authorization`` block included by config/nats/nats.conf.
+
+    Each identity reads only its own reply inbox (VAULTMESH_NATS_INBOX_PREFIX in stack.yml).
+    """
+    return natsauth.authorization_block(
+        natsauth.user_entry(name, f"nkey: {json.dumps(public_key(seed))}", private_inboxes=True)
+        for name, seed in seeds.items()
+    )
 
 
 def cluster_config(password: str) -> str:

@@ -38,9 +38,9 @@ FILE_NAME = "nats-identities.json"
 ADMIN = "admin"
 SERVICES = ("fleet", "gateway", "vault", "logger", "scheduler", "agent")
 BUILTIN = (*SERVICES, ADMIN)
-INBOX_ALL = "_INBOX.>"
-JS_API_ALL = "$JS.API.>"
-SRV_ALL = "$SRV.>"
+INBOX_ALL = subjects.INBOX_ALL
+SRV_ALL = subjects.SRV_ALL
+JS_API_ALL = subjects.JS_API_ALL
 
 
 @dataclass(frozen=True)
@@ -68,43 +68,17 @@ class Identity:
 
 def inbox_prefix(name: str) -> str:
     """The private reply-inbox prefix of identity ``name`` (with ``private_inboxes``)."""
-    return f"_INBOX_{subjects.token(name)}"
-
-
-def _js_stream(stream: str, *, consume: bool = False) -> tuple[str, ...]:
-    """JetStream API subjects to create, inspect and read one stream (and consume it)."""
-    api = "$JS.API"
-    grants = [
-        f"{api}.INFO",
-        f"{api}.STREAM.INFO.{stream}",
-        f"{api}.STREAM.CREATE.{stream}",
-        f"{api}.STREAM.UPDATE.{stream}",
-        f"{api}.STREAM.MSG.GET.{stream}",
-        f"{api}.DIRECT.GET.{stream}",
-        f"{api}.DIRECT.GET.{stream}.>",
-    ]
-    if consume:
-        grants += [
-            f"{api}.CONSUMER.CREATE.{stream}",
-            f"{api}.CONSUMER.CREATE.{stream}.>",
-            f"{api}.CONSUMER.INFO.{stream}.>",
-            f"{api}.CONSUMER.DELETE.{stream}.>",
-            f"{api}.CONSUMER.MSG.NEXT.{stream}.>",
-            f"$JS.ACK.{stream}.>",
-            f"$JS.FC.{stream}.>",
-        ]
-    return tuple(grants)
+    return subjects.inbox_prefix(name)
 
 
 def _vault() -> Permissions:
     # Scoped to the two streams it uses: AUDIT (publish records) and its KV bucket.
-    kv_stream = f"KV_{subjects.KV_VAULT}"
     return Permissions(
         publish=(
             subjects.audit_of("vault"),
-            f"$KV.{subjects.KV_VAULT}.>",
-            *_js_stream(subjects.STREAM_AUDIT),
-            *_js_stream(kv_stream, consume=True),
+            subjects.kv_all(subjects.KV_VAULT),
+            *subjects.js_stream_grants(subjects.STREAM_AUDIT),
+            *subjects.js_stream_grants(subjects.kv_stream(subjects.KV_VAULT), consume=True),
         ),
         subscribe=(subjects.VAULT_ALL, SRV_ALL, INBOX_ALL),
         allow_responses=True,
@@ -119,16 +93,16 @@ _SERVICE_GRANTS: dict[str, Permissions] = {
             subjects.EVENT_ALL,
             subjects.COMMAND_ALL,
             subjects.audit_of("fleet"),
-            f"$KV.{subjects.KV_FLEET_STATE}.>",
+            subjects.kv_all(subjects.KV_FLEET_STATE),
             JS_API_ALL,
-            "$JS.ACK.>",
-            "$JS.FC.>",
+            subjects.JS_ACK_ALL,
+            subjects.JS_FC_ALL,
         ),
         subscribe=(
             subjects.HEARTBEAT_ALL,
             subjects.EVENT_ALL,
             subjects.RECEIPT_ALL,
-            f"{subjects.FLEET_API_PREFIX}.>",
+            subjects.FLEET_API_ALL,
             SRV_ALL,
             INBOX_ALL,
         ),
@@ -138,29 +112,29 @@ _SERVICE_GRANTS: dict[str, Permissions] = {
         publish=(
             subjects.HEARTBEAT_ALL,
             subjects.EVENT_ALL,
-            f"{subjects.FLEET_API_PREFIX}.>",
+            subjects.FLEET_API_ALL,
             subjects.audit_of("gateway"),
             SRV_ALL,
             JS_API_ALL,
-            "$JS.ACK.>",
-            "$JS.FC.>",
+            subjects.JS_ACK_ALL,
+            subjects.JS_FC_ALL,
         ),
         subscribe=(subjects.HEARTBEAT_ALL, subjects.EVENT_ALL, INBOX_ALL),
     ),
     "logger": Permissions(
-        publish=(subjects.audit_of("logger"), JS_API_ALL, "$JS.ACK.>", "$JS.FC.>"),
-        subscribe=(f"{subjects.LOGS_PREFIX}.>", SRV_ALL, INBOX_ALL),
+        publish=(subjects.audit_of("logger"), JS_API_ALL, subjects.JS_ACK_ALL, subjects.JS_FC_ALL),
+        subscribe=(subjects.LOGS_ALL, SRV_ALL, INBOX_ALL),
         allow_responses=True,
     ),
     "scheduler": Permissions(
         publish=(
-            f"{subjects.SCHED_PREFIX}.>",
+            subjects.SCHED_ALL,
             subjects.vault("scheduler", "rotate"),
             subjects.audit_of("scheduler"),
             JS_API_ALL,
-            "$JS.ACK.>",
+            subjects.JS_ACK_ALL,
         ),
-        subscribe=(f"{subjects.SCHED_PREFIX}.>", SRV_ALL, INBOX_ALL),
+        subscribe=(subjects.SCHED_ALL, SRV_ALL, INBOX_ALL),
         allow_responses=True,
     ),
     # Per-node scoping (only its own fleet.heartbeat.<node>) comes with the identity issue.
@@ -176,9 +150,9 @@ def _admin() -> Permissions:
     return Permissions(
         publish=(
             subjects.vault_principal_prefix(ADMIN),
-            f"{subjects.FLEET_API_PREFIX}.>",
-            f"{subjects.LOGS_PREFIX}.>",
-            f"{subjects.SCHED_PREFIX}.>",
+            subjects.FLEET_API_ALL,
+            subjects.LOGS_ALL,
+            subjects.SCHED_ALL,
             subjects.EVENT_ALL,
             SRV_ALL,
         ),
@@ -256,11 +230,13 @@ def subscribe_grants(name: str, *, private_inboxes: bool) -> tuple[str, ...]:
     return tuple(own if private_inboxes and item == INBOX_ALL else item for item in grants)
 
 
-def _user_block(identity: Identity, private_inboxes: bool) -> str:
-    perms = identity.permissions
-    subscribe = subscribe_grants(identity.name, private_inboxes=private_inboxes)
+def user_entry(name: str, credential: str, *, private_inboxes: bool) -> str:
+    """One nats-server user: ``credential`` (``user: .., password: ..`` or ``nkey: ..``), grants."""
+    perms = permissions_for(name)
+    subscribe = subscribe_grants(name, private_inboxes=private_inboxes)
     lines = [
-        f"    {{ user: {json.dumps(identity.name)}, password: {json.dumps(identity.password)},",
+        f"    # {name}",
+        f"    {{ {credential},",
         "      permissions: {",
         f"        publish: {{ allow: [{_quoted(perms.publish)}] }}",
         f"        subscribe: {{ allow: [{_quoted(subscribe)}] }}",
@@ -271,10 +247,22 @@ def _user_block(identity: Identity, private_inboxes: bool) -> str:
     return "\n".join(lines)
 
 
+def authorization_block(entries: Iterable[str]) -> str:
+    """The nats-server ``authorization { users = [...] }`` block around ``user_entry`` texts."""
+    users = ",\n".join(entries)
+    return f"authorization {{\n  users = [\n{users}\n  ]\n}}\n"
+
+
 def server_config(identities: dict[str, Identity], *, private_inboxes: bool = False) -> str:
     """The nats-server ``authorization { users = [...] }`` block for ``identities``."""
-    users = ",\n".join(_user_block(ident, private_inboxes) for ident in identities.values())
-    return f"authorization {{\n  users = [\n{users}\n  ]\n}}\n"
+    return authorization_block(
+        user_entry(
+            ident.name,
+            f"user: {json.dumps(ident.name)}, password: {json.dumps(ident.password)}",
+            private_inboxes=private_inboxes,
+        )
+        for ident in identities.values()
+    )
 
 
 def identity_env(identity: Identity, *, private_inboxes: bool = False) -> dict[str, str]:

@@ -22,7 +22,7 @@ from nats.errors import Error as NatsError
 from nats.js.errors import ServiceUnavailableError
 
 from vaultmesh.shared import bus
-from vaultmesh.shared.config import ConfigError, ServiceSettings
+from vaultmesh.shared.config import ConfigError, ServiceSettings, load_settings
 from vaultmesh.shared.errors import Unavailable
 from vaultmesh.shared.logs import configure_logging
 from vaultmesh.shared.metrics import ServiceMetrics, serve_metrics
@@ -105,8 +105,6 @@ def run_service(settings_cls: type[ServiceSettings], name: str, build_for: Any) 
 
     ``build_for(settings)`` returns the service's ``Builder``.
     """
-    from vaultmesh.shared.config import load_settings
-
     try:
         settings = load_settings(settings_cls)
     except ConfigError as exc:

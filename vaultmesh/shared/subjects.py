@@ -165,7 +165,59 @@ def audit_of(service: str) -> str:
 # ---- JetStream direct get (fleet-state heartbeat history) -----------------------------
 def js_direct_get(stream: str) -> str:
     """Direct-get request subject of ``stream`` (answered by any replica, no consumer)."""
-    return f"$JS.API.DIRECT.GET.{token(stream)}"
+    return f"{JS_API}.DIRECT.GET.{token(stream)}"
+
+
+# ---- NATS system subjects (for permission grants) ------------------------------------
+INBOX_ALL = "_INBOX.>"
+SRV_ALL = "$SRV.>"
+JS_API = "$JS.API"
+JS_API_ALL = f"{JS_API}.>"
+JS_ACK_ALL = "$JS.ACK.>"
+JS_FC_ALL = "$JS.FC.>"
+FLEET_API_ALL = f"{FLEET_API_PREFIX}.>"
+LOGS_ALL = f"{LOGS_PREFIX}.>"
+SCHED_ALL = f"{SCHED_PREFIX}.>"
+
+
+def inbox_prefix(name: str) -> str:
+    """The private reply-inbox prefix of NATS identity ``name``."""
+    return f"_INBOX_{token(name)}"
+
+
+def kv_stream(bucket: str) -> str:
+    """The stream behind KV bucket ``bucket``."""
+    return f"KV_{token(bucket)}"
+
+
+def kv_all(bucket: str) -> str:
+    """Every key subject of KV bucket ``bucket``."""
+    return f"$KV.{token(bucket)}.>"
+
+
+def js_stream_grants(stream: str, *, consume: bool = False) -> tuple[str, ...]:
+    """JetStream API subjects to create, inspect and read one stream (and consume it)."""
+    name = token(stream)
+    grants = [
+        f"{JS_API}.INFO",
+        f"{JS_API}.STREAM.INFO.{name}",
+        f"{JS_API}.STREAM.CREATE.{name}",
+        f"{JS_API}.STREAM.UPDATE.{name}",
+        f"{JS_API}.STREAM.MSG.GET.{name}",
+        f"{JS_API}.DIRECT.GET.{name}",
+        f"{JS_API}.DIRECT.GET.{name}.>",
+    ]
+    if consume:
+        grants += [
+            f"{JS_API}.CONSUMER.CREATE.{name}",
+            f"{JS_API}.CONSUMER.CREATE.{name}.>",
+            f"{JS_API}.CONSUMER.INFO.{name}.>",
+            f"{JS_API}.CONSUMER.DELETE.{name}.>",
+            f"{JS_API}.CONSUMER.MSG.NEXT.{name}.>",
+            f"$JS.ACK.{name}.>",
+            f"$JS.FC.{name}.>",
+        ]
+    return tuple(grants)
 
 
 # ---- wildcard patterns (appended for the logger's subject filter) ---------------------
