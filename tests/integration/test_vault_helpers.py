@@ -125,9 +125,28 @@ async def running_vault(
     component = await build(nc, metrics, settings)
     await component.start()
     try:
+        await answering(auth, subjects.SERVICE_VAULT)
         yield component, metrics, nc
     finally:
         await component.stop()
+        await bus.close(nc)
+
+
+async def answering(auth: AuthNats, service: str, timeout: float = 10.0) -> None:
+    """Wait until ``service`` answers ``$SRV.PING`` from another identity (as ``vaultmesh up``
+    does before it reports ready), so a test never races the service's subscriptions."""
+    nc = await auth.connect("admin")
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                await nc.request(f"$SRV.PING.{service}", b"", timeout=0.5)
+                return
+            except (NatsError, TimeoutError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
+    finally:
         await bus.close(nc)
 
 

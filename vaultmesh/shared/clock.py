@@ -42,6 +42,32 @@ class ManualClock:
         self._now = when
 
 
+class _SecondCache:
+    """The formatted date and time of the last second seen (timestamps come in runs)."""
+
+    __slots__ = ("key", "text")
+
+    def __init__(self) -> None:
+        self.key: tuple[int, int, int, int, int, int] = (0, 0, 0, 0, 0, 0)
+        self.text = ""
+
+
+_last_second = _SecondCache()
+
+
 def rfc3339(when: datetime) -> str:
-    """Format ``when`` as RFC 3339 UTC with a ``Z`` suffix."""
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    """Format ``when`` as RFC 3339 UTC with a ``Z`` suffix, exactly as
+    ``isoformat()`` would (fractional seconds only when non-zero).
+
+    Runs for every audit record and event, so the part up to the second is
+    formatted once per second and reused.
+    """
+    if when.tzinfo is not UTC:
+        when = when.astimezone(UTC)
+    key = (when.second, when.minute, when.hour, when.day, when.month, when.year)
+    cache = _last_second
+    if key != cache.key:
+        cache.text = when.replace(microsecond=0, tzinfo=None).isoformat()
+        cache.key = key
+    micro = when.microsecond
+    return f"{cache.text}.{micro:06d}Z" if micro else f"{cache.text}Z"
