@@ -42,17 +42,10 @@ class ManualClock:
         self._now = when
 
 
-class _SecondCache:
-    """The formatted date and time of the last second seen (timestamps come in runs)."""
-
-    __slots__ = ("key", "text")
-
-    def __init__(self) -> None:
-        self.key: tuple[int, int, int, int, int, int] = (0, 0, 0, 0, 0, 0)
-        self.text = ""
-
-
-_last_second = _SecondCache()
+# Date-and-time text of recently seen seconds: timestamps come in runs, a few distinct
+# seconds at a time (now, and the created/updated times of what is being described).
+_SECONDS: dict[tuple[int, int, int, int, int, int], str] = {}
+_SECONDS_KEPT = 256
 
 
 def rfc3339(when: datetime) -> str:
@@ -60,14 +53,15 @@ def rfc3339(when: datetime) -> str:
     ``isoformat()`` would (fractional seconds only when non-zero).
 
     Runs for every audit record and event, so the part up to the second is
-    formatted once per second and reused.
+    formatted once per distinct second and reused.
     """
     if when.tzinfo is not UTC:
         when = when.astimezone(UTC)
     key = (when.second, when.minute, when.hour, when.day, when.month, when.year)
-    cache = _last_second
-    if key != cache.key:
-        cache.text = when.replace(microsecond=0, tzinfo=None).isoformat()
-        cache.key = key
+    text = _SECONDS.get(key)
+    if text is None:
+        if len(_SECONDS) >= _SECONDS_KEPT:
+            _SECONDS.clear()
+        text = _SECONDS[key] = when.replace(microsecond=0, tzinfo=None).isoformat()
     micro = when.microsecond
-    return f"{cache.text}.{micro:06d}Z" if micro else f"{cache.text}Z"
+    return f"{text}.{micro:06d}Z" if micro else f"{text}Z"

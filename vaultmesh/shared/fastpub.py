@@ -42,7 +42,7 @@ _NOT_BATCHED = frozenset({10205, 10206, 10207, 10208})
 _START, _ADD, _COMMIT = 0, 1, 2
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Message(Generic[T]):
     """One message to publish, and what it stands for (reported back in order)."""
 

@@ -201,7 +201,4 @@ class MicroService:
 
     def _count(self, name: str, error: VaultMeshError | None, started: float) -> None:
         outcome = "ok" if error is None else error.code
-        self._metrics.requests.labels(self._metrics.service, name, outcome).inc()
-        self._metrics.latency.labels(self._metrics.service, name).observe(
-            time.perf_counter() - started
-        )
+        self._metrics.count_request(name, outcome, time.perf_counter() - started)

@@ -27,7 +27,6 @@ class GatewayMetrics:
             "vaultmesh_gateway_logins_total", "Browser sign-in attempts.", ["outcome"]
         )
         # labels() looks children up under a lock; the hot path keeps its own.
-        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
         self._published: dict[str, Any] = {}
 
     @property
@@ -41,15 +40,7 @@ class GatewayMetrics:
 
     def count_request(self, endpoint: str, status: int, seconds: float) -> None:
         """Count one answered request and its duration (``endpoint`` is "METHOD /path")."""
-        children = self._children.get((endpoint, status))
-        if children is None:
-            children = (
-                self.base.requests.labels(self.service, endpoint, str(status)),
-                self.base.latency.labels(self.service, endpoint),
-            )
-            self._children[(endpoint, status)] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        self.base.count_request(endpoint, str(status), seconds)
 
     def count_published(self, stream: str) -> None:
         """Count one acknowledged publish to ``stream``."""

@@ -121,6 +121,4 @@ class RequestMetrics:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
             endpoint = f"{scope.get('method', '?')} {path}"
-            service = self.metrics.service
-            self.metrics.requests.labels(service, endpoint, str(status["code"])).inc()
-            self.metrics.latency.labels(service, endpoint).observe(time.perf_counter() - started)
+            self.metrics.count_request(endpoint, str(status["code"]), time.perf_counter() - started)

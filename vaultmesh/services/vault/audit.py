@@ -94,6 +94,7 @@ class AuditTrail:
         )
         self._hmac_key = hmac_key
         self._digests: dict[str, str] = {}
+        self._subjects: dict[str, str] = {}
         self._timeout = timeout
         self._replicas = replicas
         # (number, entry): the number orders retries and makes the message id, which is
@@ -213,7 +214,10 @@ class AuditTrail:
         return f"{self._id_prefix}{number}"
 
     def _encode(self, entry: AuditEntry) -> tuple[str, bytes]:
-        return subjects.audit(SERVICE, entry.action), orjson.dumps(self.record(entry))
+        subject = self._subjects.get(entry.action)
+        if subject is None:  # actions are a small fixed set (operations + "unknown")
+            subject = self._subjects[entry.action] = subjects.audit(SERVICE, entry.action)
+        return subject, orjson.dumps(self.record(entry))
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
