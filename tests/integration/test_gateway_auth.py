@@ -106,6 +106,29 @@ async def test_a_refused_sign_in_goes_back_to_the_form_without_a_cookie(gateway:
     assert value == 1
 
 
+async def test_repeated_refused_sign_ins_are_throttled(
+    nats_server: NatsServer,
+) -> None:
+    async with running_gateway(nats_server.url, login_attempts=3) as gw:
+        async with gw.client() as client:
+            for _ in range(3):
+                reply = await client.post("/login", data={"token": "wrong-token-0123456789"})
+                assert reply.status_code == 303
+            # Blocked now: even the right token is refused, with a clear error and a wait.
+            for token in ("wrong-token-0123456789", ADMIN_TOKEN):
+                reply = await client.post("/login", data={"token": token})
+                assert_error_shape(reply, 429)
+                assert "retry in" in reply.json()["error"]
+                assert 1 <= int(reply.headers["retry-after"]) <= 300
+                assert "set-cookie" not in reply.headers
+            # The bearer-token API is not affected.
+            assert (await client.get("/api/events", headers=ADMIN)).status_code == 200
+        throttled = gw.metrics.registry.get_sample_value(
+            "vaultmesh_gateway_logins_total", {"service": "gateway", "outcome": "throttled"}
+        )
+        assert throttled == 2
+
+
 def _claims(**overrides: object) -> dict[str, object]:
     now = int(time.time())
     claims: dict[str, object] = {"iss": ISSUER, "sub": "u1", "email": "ops@example.com"}

@@ -40,6 +40,10 @@ class GatewaySettings(ServiceSettings):
     session_ttl_s: int = Field(default=12 * 3600, ge=60, le=30 * 24 * 3600)
     # None: mark the cookie Secure when the request came over https.
     cookie_secure: bool | None = None
+    # Sign-in throttling: this many refused tokens per client address within the
+    # window, then 429 until the oldest of them leaves the window.
+    login_attempts: int = Field(default=10, ge=1, le=10_000)
+    login_window_s: float = Field(default=300.0, gt=0, le=24 * 3600)
 
     # Largest request body accepted, checked before any parsing.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from vaultmesh.services.gateway.errors import LoginRequired
+from vaultmesh.services.gateway.throttle import TooManyAttempts
 from vaultmesh.shared.errors import BadRequest, Unauthorized, VaultMeshError
 from vaultmesh.shared.metrics import ServiceMetrics
 
@@ -31,6 +32,7 @@ _DESCRIPTIONS = {
     413: "Body larger than the configured limit",
     415: "Body in a format this endpoint does not read",
     422: "Well-formed request that fails validation",
+    429: "Too many refused sign-ins from this address; see Retry-After",
     500: "Unexpected failure (details are in the gateway log)",
     503: "The bus or fleet-state is unavailable",
 }
@@ -74,6 +76,8 @@ def error_status(exc: VaultMeshError) -> tuple[int, dict[str, str]]:
         log.warning("request failed", extra={"code": exc.code, "error": exc.message})
     if isinstance(exc, Unauthorized):
         return exc.http_status, {"WWW-Authenticate": 'Bearer realm="vaultmesh"'}
+    if isinstance(exc, TooManyAttempts):
+        return exc.http_status, {"Retry-After": str(exc.retry_after_s)}
     return exc.http_status, {}
 
 

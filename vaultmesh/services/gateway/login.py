@@ -20,6 +20,7 @@ from vaultmesh.services.gateway.errors import InvalidInput
 from vaultmesh.services.gateway.http_errors import error_responses
 from vaultmesh.services.gateway.sessions import COOKIE_NAME
 from vaultmesh.services.gateway.state import gateway_state
+from vaultmesh.services.gateway.throttle import TooManyAttempts
 
 router = APIRouter(tags=["sign-in"])
 
@@ -105,23 +106,31 @@ async def login_form(
     status_code=303,
     response_class=RedirectResponse,
     response_description="Signed in (to `next`), or refused (back to the form)",
-    responses=error_responses(413, 422),
+    responses=error_responses(413, 422, 429),
     openapi_extra=_FORM_SPEC,
 )
 async def login(request: Request) -> Response:
-    """Check the token and set the session cookie."""
+    """Check the token and set the session cookie (throttled per client address)."""
     form = _form(await request.body())
     if "token" not in form:
         # Not the sign-in form (whose field is required in the browser): a plain error.
         raise InvalidInput("form field 'token' is required")
     token = form["token"][0]
     target = safe_next((form.get("next") or ["/"])[0])
-    auth, metrics = authenticator(request), gateway_state(request).metrics
+    auth, state = authenticator(request), gateway_state(request)
+    address = request.client.host if request.client else "unknown"
+    try:
+        state.login_throttle.check(address)
+    except TooManyAttempts:
+        state.metrics.count_login("throttled")
+        raise
     index = auth.admin.match(token)
     if index is None:
-        metrics.count_login("refused")
+        state.login_throttle.refused(address)
+        state.metrics.count_login("refused")
         return _redirect(f"/login?failed=true&next={quote(target, safe='/')}")
-    metrics.count_login("ok")
+    state.login_throttle.succeeded(address)
+    state.metrics.count_login("ok")
     response = _redirect(target)
     response.set_cookie(
         COOKIE_NAME,

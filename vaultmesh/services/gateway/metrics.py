@@ -54,5 +54,5 @@ class GatewayMetrics:
         self.sse_events.labels(self.service, kind).inc()
 
     def count_login(self, outcome: str) -> None:
-        """Count a sign-in attempt ("ok" or "refused")."""
+        """Count a sign-in attempt ("ok", "refused" or "throttled")."""
         self.logins.labels(self.service, outcome).inc()

@@ -17,6 +17,7 @@ from vaultmesh.services.gateway.config import GatewaySettings
 from vaultmesh.services.gateway.fleet_client import FleetClient
 from vaultmesh.services.gateway.metrics import GatewayMetrics
 from vaultmesh.services.gateway.publisher import Publisher
+from vaultmesh.services.gateway.throttle import LoginThrottle
 from vaultmesh.shared.clock import Clock, SystemClock
 from vaultmesh.shared.errors import Unavailable
 from vaultmesh.shared.streams import (
@@ -64,6 +65,7 @@ class GatewayState:
     publisher: Publisher
     metrics: GatewayMetrics
     sse_slots: Slots
+    login_throttle: LoginThrottle
     clock: Clock = field(default_factory=SystemClock)
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     started: bool = False
@@ -78,6 +80,7 @@ class GatewayState:
     ) -> GatewayState:
         """Wire the bus clients around ``nc``."""
         gauge = metrics.sse_clients.labels(metrics.service)
+        clock = clock or SystemClock()
         return cls(
             settings=settings,
             nc=nc,
@@ -85,7 +88,8 @@ class GatewayState:
             publisher=Publisher(nc, settings.publish_timeout_s),
             metrics=metrics,
             sse_slots=Slots(settings.sse_max_clients, gauge.set),
-            clock=clock or SystemClock(),
+            login_throttle=LoginThrottle(clock, settings.login_attempts, settings.login_window_s),
+            clock=clock,
         )
 
     async def start(self) -> None:
