@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,6 +16,8 @@ from tests.integration.test_gateway_support import (
     ADMIN_TOKEN,
     Gateway,
     assert_error_shape,
+    eventually,
+    gateway_audit,
     running_gateway,
 )
 from tests.unit.test_gateway_identity import make_jwt, pem
@@ -127,6 +130,35 @@ async def test_repeated_refused_sign_ins_are_throttled(
             "vaultmesh_gateway_logins_total", {"service": "gateway", "outcome": "throttled"}
         )
         assert throttled == 2
+
+
+async def test_sign_ins_and_sign_outs_are_audited_without_the_token(gateway: Gateway) -> None:
+    # Other tests in this module signed in too: only count what this one adds.
+    logins_before = len(await gateway_audit(gateway.nc, "login"))
+    logouts_before = len(await gateway_audit(gateway.nc, "logout"))
+    async with gateway.client() as client:
+        await client.post("/login", data={"token": "wrong-token-0123456789abcdef"})
+        await client.post("/login", data={"token": ADMIN_TOKEN})
+        await client.post("/logout")
+
+    async def two_logins() -> list[dict[str, Any]] | None:
+        found = (await gateway_audit(gateway.nc, "login"))[logins_before:]
+        return found if len(found) >= 2 else None
+
+    refused, allowed = await eventually(two_logins, "two sign-in audit records")
+    assert (refused["outcome"], refused["code"], refused["principal"]) == ("denied", "refused", "")
+    assert (allowed["outcome"], allowed["principal"]) == ("allowed", "admin-token-1")
+    for record in (refused, allowed):
+        assert record["service"] == "gateway"
+        assert record["detail"]["address"] == "127.0.0.1"
+        assert ADMIN_TOKEN not in str(record)
+        assert "wrong-token" not in str(record)
+
+    async def logout() -> list[dict[str, Any]] | None:
+        return (await gateway_audit(gateway.nc, "logout"))[logouts_before:] or None
+
+    (out,) = await eventually(logout, "a sign-out audit record")
+    assert (out["outcome"], out["principal"]) == ("allowed", "admin-token-1")
 
 
 def _claims(**overrides: object) -> dict[str, object]:

@@ -19,6 +19,7 @@ from tests.integration.test_gateway_support import (
     SseReader,
     assert_error_shape,
     eventually,
+    gateway_audit,
     heartbeat,
     running_gateway,
     sse,
@@ -64,6 +65,33 @@ async def test_posted_events_are_stored_and_listed(gateway: Gateway) -> None:
     js = gateway.nc.jetstream()
     stored = await js.get_last_msg(subjects.STREAM_EVENTS, subjects.event("note", node))
     assert EventEnvelope.model_validate_json(stored.data) == envelope
+
+
+async def test_posted_events_are_audited_with_who_posted_them(gateway: Gateway) -> None:
+    node = uuid.uuid4()
+    async with gateway.client() as client:
+        created = await _post_note(client, "audited note", node_id=str(node))
+
+    async def audited() -> list[dict[str, object]] | None:
+        found = await gateway_audit(gateway.nc, "event")
+        mine = [
+            r
+            for r in found
+            if isinstance(r["detail"], dict) and r["detail"].get("event_id") == created["id"]
+        ]
+        return mine or None
+
+    (record,) = await eventually(audited, "the event's audit record")
+    assert record["principal"] == "admin-token-1"
+    assert record["outcome"] == "allowed"
+    assert record["detail"] == {
+        "kind": "note",
+        "node_id": str(node),
+        "event_id": created["id"],
+        "via": "token",
+    }
+    # The note itself stays in EVENTS; the audit record does not copy it.
+    assert "audited note" not in str(record)
 
 
 def _nested(depth: int) -> dict[str, object]:

@@ -16,13 +16,14 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
+import orjson
 from nats.aio.client import Client
 
 from vaultmesh.services.fleet.config import FleetSettings
 from vaultmesh.services.fleet.service import build_for as fleet_builder
 from vaultmesh.services.gateway.config import GatewaySettings
 from vaultmesh.services.gateway.service import HttpServer, builder
-from vaultmesh.shared import bus
+from vaultmesh.shared import bus, subjects
 from vaultmesh.shared.metrics import ServiceMetrics
 from vaultmesh.shared.runtime import Component
 
@@ -129,6 +130,22 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], what: str) -> T:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"gave up waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+async def gateway_audit(nc: Client, action: str) -> list[dict[str, Any]]:
+    """Every ``audit.gateway.<action>`` record in stream AUDIT so far, oldest first."""
+    js = nc.jetstream()
+    sub = await js.subscribe(subjects.audit("gateway", action), ordered_consumer=True)
+    records: list[dict[str, Any]] = []
+    try:
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=0.3)
+            except TimeoutError:
+                return records
+            records.append(orjson.loads(msg.data))
+    finally:
+        await sub.unsubscribe()
 
 
 def assert_error_shape(response: httpx.Response, status: int) -> str:

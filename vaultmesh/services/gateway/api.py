@@ -13,12 +13,13 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import AwareDatetime
 
-from vaultmesh.services.gateway.auth import require_admin
+from vaultmesh.services.gateway.auth import Principal, require_admin
 from vaultmesh.services.gateway.bodies import json_body_spec, read_model
 from vaultmesh.services.gateway.errors import InvalidInput
 from vaultmesh.services.gateway.http_errors import error_responses
 from vaultmesh.services.gateway.state import gateway_state
 from vaultmesh.shared import subjects
+from vaultmesh.shared.models.audit import Outcome
 from vaultmesh.shared.models.events import (
     EventEnvelope,
     EventKind,
@@ -108,7 +109,9 @@ async def list_events(
     responses=error_responses(400, 401, 413, 415, 422, 503),
     openapi_extra={**json_body_spec(NewEvent), **ADMIN_SECURITY},
 )
-async def post_event(request: Request) -> Response:
+async def post_event(
+    request: Request, principal: Annotated[Principal, Depends(require_admin)]
+) -> Response:
     """Publish a new event; answers with the stored envelope once EVENTS acknowledged it."""
     new = await read_model(request, NewEvent)
     if new.kind in SYSTEM_KINDS:
@@ -125,4 +128,13 @@ async def post_event(request: Request) -> Response:
         msg_id=envelope.id,
     )
     state.metrics.count_published(subjects.STREAM_EVENTS)
+    state.audit.record(
+        "event",
+        principal.name,
+        Outcome.ALLOWED,
+        kind=envelope.kind.value,
+        node_id=str(envelope.node_id) if envelope.node_id else None,
+        event_id=envelope.id,
+        via=principal.method,
+    )
     return Response(body, status_code=201, media_type="application/json")

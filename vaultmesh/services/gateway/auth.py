@@ -62,6 +62,11 @@ class TokenSet:
         return found
 
 
+def token_principal(index: int) -> str:
+    """How the admin holding configured token ``index`` is named (never the token)."""
+    return f"admin-token-{index + 1}"
+
+
 def bearer(headers: Headers) -> str | None:
     """The token of an ``Authorization: Bearer`` header, if there is one."""
     scheme, _, value = headers.get("authorization", "").partition(" ")
@@ -119,13 +124,17 @@ class Authenticator:
         if token is not None:
             index = self.admin.match(token)
             if index is not None:
-                return Principal(f"admin-token-{index + 1}", "token")
+                return Principal(token_principal(index), "token")
+        return self.session_principal(request) or self._identity_principal(request.headers)
+
+    def session_principal(self, request: Request) -> Principal | None:
+        """The admin whose valid session cookie ``request`` carries, or None."""
         cookie = request.cookies.get(COOKIE_NAME)
         if cookie:
             index = self.sessions.verify(cookie)
             if index is not None:
-                return Principal(f"admin-token-{index + 1}", "session")
-        return self._identity_principal(request.headers)
+                return Principal(token_principal(index), "session")
+        return None
 
     def _identity_principal(self, headers: Headers) -> Principal | None:
         if self._identity is None:

@@ -15,12 +15,13 @@ from urllib.parse import parse_qs, quote
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from vaultmesh.services.gateway.auth import authenticator
+from vaultmesh.services.gateway.auth import authenticator, token_principal
 from vaultmesh.services.gateway.errors import InvalidInput
 from vaultmesh.services.gateway.http_errors import error_responses
 from vaultmesh.services.gateway.sessions import COOKIE_NAME
 from vaultmesh.services.gateway.state import gateway_state
 from vaultmesh.services.gateway.throttle import TooManyAttempts
+from vaultmesh.shared.models.audit import Outcome
 
 router = APIRouter(tags=["sign-in"])
 
@@ -123,14 +124,17 @@ async def login(request: Request) -> Response:
         state.login_throttle.check(address)
     except TooManyAttempts:
         state.metrics.count_login("throttled")
+        state.audit.record("login", "", Outcome.DENIED, code="throttled", address=address)
         raise
     index = auth.admin.match(token)
     if index is None:
         state.login_throttle.refused(address)
         state.metrics.count_login("refused")
+        state.audit.record("login", "", Outcome.DENIED, code="refused", address=address)
         return _redirect(f"/login?failed=true&next={quote(target, safe='/')}")
     state.login_throttle.succeeded(address)
     state.metrics.count_login("ok")
+    state.audit.record("login", token_principal(index), Outcome.ALLOWED, address=address)
     response = _redirect(target)
     response.set_cookie(
         COOKIE_NAME,
@@ -150,8 +154,11 @@ async def login(request: Request) -> Response:
     response_class=RedirectResponse,
     response_description="Signed out (to the form)",
 )
-async def logout() -> Response:
+async def logout(request: Request) -> Response:
     """Forget the session cookie."""
+    principal = authenticator(request).session_principal(request)
+    if principal is not None:
+        gateway_state(request).audit.record("logout", principal.name, Outcome.ALLOWED)
     response = _redirect("/login")
     response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="lax")
     return response

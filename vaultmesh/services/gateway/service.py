@@ -102,6 +102,8 @@ class HttpServer:
         self._server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        if state is not None:
+            await state.audit.flushed()
 
 
 Builder = Callable[[Client, ServiceMetrics], Awaitable[Component]]

@@ -13,6 +13,7 @@ from fastapi import Request
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
 
+from vaultmesh.services.gateway.audit import GatewayAudit
 from vaultmesh.services.gateway.config import GatewaySettings
 from vaultmesh.services.gateway.fleet_client import FleetClient
 from vaultmesh.services.gateway.metrics import GatewayMetrics
@@ -66,6 +67,7 @@ class GatewayState:
     metrics: GatewayMetrics
     sse_slots: Slots
     login_throttle: LoginThrottle
+    audit: GatewayAudit
     clock: Clock = field(default_factory=SystemClock)
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     started: bool = False
@@ -81,14 +83,16 @@ class GatewayState:
         """Wire the bus clients around ``nc``."""
         gauge = metrics.sse_clients.labels(metrics.service)
         clock = clock or SystemClock()
+        publisher = Publisher(nc, settings.publish_timeout_s)
         return cls(
             settings=settings,
             nc=nc,
             fleet=FleetClient(nc, timeout=settings.fleet_timeout_s),
-            publisher=Publisher(nc, settings.publish_timeout_s),
+            publisher=publisher,
             metrics=metrics,
             sse_slots=Slots(settings.sse_max_clients, gauge.set),
             login_throttle=LoginThrottle(clock, settings.login_attempts, settings.login_window_s),
+            audit=GatewayAudit(publisher, clock, metrics),
             clock=clock,
         )
 
