@@ -267,6 +267,38 @@ async def test_dashboard_readable_without_javascript(
 
 
 @browser
+async def test_console_posts_an_event_without_javascript(
+    nc: Client, stack: Stack, browser: Any
+) -> None:
+    """With JavaScript off the console's form still posts, and the page shows the event."""
+    node_id = await seed(nc, stack, "nojs-post.example", "OK")
+    text = f"posted without scripts {uuid4()}"
+    context = await browser.new_context(base_url=stack.base_url, java_script_enabled=False)
+    try:
+        await context.request.post("/login", form={"token": stack.admin_token})
+        page = await context.new_page()
+        await page.goto(f"/console?node={node_id}")
+        await page.fill("#event-form [name='author']", "bob")
+        await page.fill("#event-form [name='body']", text)
+        await page.select_option("#event-form [name='kind']", "ack")
+        async with page.expect_navigation():
+            await page.click("#event-form button[type='submit']")
+        assert page.url.endswith(f"/console?node={node_id}")
+
+        async def shown() -> bool:
+            await page.reload()
+            return await page.locator(f"#timeline li:has-text('{text}')").count() == 1
+
+        for _ in range(40):  # fleet-state lists the event once it has read it from EVENTS
+            if await shown():
+                break
+            await asyncio.sleep(0.1)
+        assert await page.locator(f"#timeline li:has-text('{text}')").count() == 1
+    finally:
+        await context.close()
+
+
+@browser
 async def test_hostile_hostname_is_shown_as_text(nc: Client, stack: Stack, signed_in: Any) -> None:
     """Markup in a hostname is displayed literally, server-rendered and live."""
     hostile = '<img src=x onerror="window.__pwned=1">'

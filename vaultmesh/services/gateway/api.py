@@ -17,7 +17,7 @@ from vaultmesh.services.gateway.auth import Principal, require_admin
 from vaultmesh.services.gateway.bodies import json_body_spec, read_model
 from vaultmesh.services.gateway.errors import InvalidInput
 from vaultmesh.services.gateway.http_errors import error_responses
-from vaultmesh.services.gateway.state import gateway_state
+from vaultmesh.services.gateway.state import GatewayState, gateway_state
 from vaultmesh.shared import subjects
 from vaultmesh.shared.models.audit import Outcome
 from vaultmesh.shared.models.events import (
@@ -114,11 +114,18 @@ async def post_event(
 ) -> Response:
     """Publish a new event; answers with the stored envelope once EVENTS acknowledged it."""
     new = await read_model(request, NewEvent)
+    _envelope, body = await publish_event(gateway_state(request), new, principal)
+    return Response(body, status_code=201, media_type="application/json")
+
+
+async def publish_event(
+    state: GatewayState, new: NewEvent, principal: Principal
+) -> tuple[EventEnvelope, bytes]:
+    """Stamp ``new``, store it in EVENTS (acknowledged) and audit who posted it."""
     if new.kind in SYSTEM_KINDS:
         raise InvalidInput(
             f"kind {new.kind.value!r} is produced by the system and cannot be posted"
         )
-    state = gateway_state(request)
     envelope = EventEnvelope.create(**new.model_dump(), ts=state.clock.now())
     body = envelope.model_dump_json().encode()
     await state.publisher.publish(
@@ -137,4 +144,4 @@ async def post_event(
         event_id=envelope.id,
         via=principal.method,
     )
-    return Response(body, status_code=201, media_type="application/json")
+    return envelope, body

@@ -78,8 +78,8 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-def _form(body: bytes) -> dict[str, list[str]]:
-    """The urlencoded fields of a sign-in form (nothing, when it is not one)."""
+def form_fields(body: bytes) -> dict[str, list[str]]:
+    """The urlencoded fields of a small form (nothing, when it is not one)."""
     try:
         text = body.decode("utf-8", errors="replace")
         return parse_qs(text, keep_blank_values=True, max_num_fields=16)
@@ -112,7 +112,7 @@ async def login_form(
 )
 async def login(request: Request) -> Response:
     """Check the token and set the session cookie (throttled per client address)."""
-    form = _form(await request.body())
+    form = form_fields(await request.body())
     if "token" not in form:
         # Not the sign-in form (whose field is required in the browser): a plain error.
         raise InvalidInput("form field 'token' is required")

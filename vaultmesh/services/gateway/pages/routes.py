@@ -4,19 +4,33 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Annotated
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import ValidationError
 
-from vaultmesh.services.gateway.auth import require_admin_page
+from vaultmesh.services.gateway.api import publish_event
+from vaultmesh.services.gateway.auth import Principal, require_admin_page
+from vaultmesh.services.gateway.errors import InvalidInput
 from vaultmesh.services.gateway.fleet_client import FleetClient
+from vaultmesh.services.gateway.login import form_fields
 from vaultmesh.services.gateway.pages.console import ConsoleData, console_page
 from vaultmesh.services.gateway.pages.dashboard import dashboard_page, unavailable_banner
 from vaultmesh.services.gateway.pages.html import Html
-from vaultmesh.shared.errors import VaultMeshError
-from vaultmesh.shared.models.events import HUMAN_KINDS, EventEnvelope, EventKind, EventsQuery
+from vaultmesh.services.gateway.state import gateway_state
+from vaultmesh.shared.errors import Forbidden, VaultMeshError
+from vaultmesh.shared.models.events import (
+    HUMAN_KINDS,
+    EventEnvelope,
+    EventKind,
+    EventsQuery,
+    NewEvent,
+)
 from vaultmesh.shared.models.fleet import FleetCounts, NodeView
+from vaultmesh.shared.validation import describe
 
 FEED_LIMIT = 50
 SCAN_LIMIT = 20
@@ -115,3 +129,34 @@ async def console(request: Request, node: str | None = None) -> HTMLResponse:
         empty = ConsoleData([], _empty_counts(), [], [], [], None, now)
         return _page(console_page(empty, unavailable_banner(exc.message)), degraded=True)
     return _page(console_page(data), degraded=False)
+
+
+# The fields of the console's event form (everything else in a post is ignored).
+_FORM_FIELDS = ("kind", "severity", "author", "body", "node_id")
+
+
+def _same_site(request: Request) -> None:
+    """Refuse a form post another site made the browser send (the cookie is SameSite=Lax,
+    so this is the second line of defence): ``Sec-Fetch-Site`` and ``Origin`` must agree."""
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        raise Forbidden("cross-site form post refused")
+    origin = request.headers.get("origin")
+    if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
+        raise Forbidden("cross-site form post refused")
+
+
+@router.post("/console/events")
+async def post_from_console(
+    request: Request, principal: Annotated[Principal, Depends(require_admin_page)]
+) -> RedirectResponse:
+    """The console's event form without JavaScript: post, then back to the node (303)."""
+    _same_site(request)
+    form = form_fields(await request.body())
+    fields = {name: form[name][0] for name in _FORM_FIELDS if form.get(name, [""])[0]}
+    try:
+        new = NewEvent.model_validate(fields)
+    except ValidationError as exc:
+        raise InvalidInput(f"invalid event: {describe(exc)}") from None
+    await publish_event(gateway_state(request), new, principal)
+    target = f"/console?node={new.node_id}" if new.node_id else "/console"
+    return RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,119 @@
+"""The console's event form without JavaScript: ``POST /console/events`` over real HTTP."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.test_gateway_support import (
+    ADMIN_TOKEN,
+    Gateway,
+    assert_error_shape,
+    eventually,
+    gateway_audit,
+    running_gateway,
+)
+from vaultmesh.shared import subjects
+from vaultmesh.shared.models.events import EventEnvelope
+from vaultmesh.shared.natsserver import NatsServer
+
+
+@pytest.fixture
+async def gateway(nats_server: NatsServer) -> AsyncIterator[Gateway]:
+    async with running_gateway(nats_server.url) as gw:
+        yield gw
+
+
+@pytest.fixture
+async def signed_in(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
+    async with gateway.client() as client:
+        reply = await client.post("/login", data={"token": ADMIN_TOKEN})
+        assert reply.status_code == 303
+        yield client
+
+
+def form(node: uuid.UUID | str, **fields: str) -> dict[str, Any]:
+    return {
+        "kind": "ack",
+        "severity": "notice",
+        "author": "night shift",
+        "body": "looking at it",
+        "node_id": str(node),
+        **fields,
+    }
+
+
+async def test_a_form_post_stores_the_event_and_goes_back_to_the_node(
+    gateway: Gateway, signed_in: httpx.AsyncClient
+) -> None:
+    node = uuid.uuid4()
+    reply = await signed_in.post("/console/events", data=form(node))
+    assert reply.status_code == 303
+    assert reply.headers["location"] == f"/console?node={node}"
+    stored = await gateway.nc.jetstream().get_last_msg(
+        subjects.STREAM_EVENTS, subjects.event("ack", node)
+    )
+    event = EventEnvelope.model_validate_json(stored.data)
+    assert (event.kind.value, event.severity.value, event.author, event.body) == (
+        "ack",
+        "notice",
+        "night shift",
+        "looking at it",
+    )
+    assert event.id_is_valid()
+
+    async def audited() -> list[dict[str, Any]] | None:
+        found = await gateway_audit(gateway.nc, "event")
+        return [r for r in found if r["detail"].get("event_id") == event.id] or None
+
+    (record,) = await eventually(audited, "the posted event's audit record")
+    assert (record["principal"], record["detail"]["via"]) == ("admin-token-1", "session")
+
+
+async def test_a_note_without_a_node_goes_back_to_the_console(
+    signed_in: httpx.AsyncClient,
+) -> None:
+    reply = await signed_in.post("/console/events", data=form("", kind="note"))
+    assert reply.status_code == 303
+    assert reply.headers["location"] == "/console"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({"Origin": "http://evil.example"}, id="other-origin"),
+        pytest.param({"Sec-Fetch-Site": "cross-site"}, id="cross-site-fetch"),
+    ],
+)
+async def test_cross_site_posts_are_refused(
+    signed_in: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    reply = await signed_in.post("/console/events", data=form(uuid.uuid4()), headers=headers)
+    assert "cross-site" in assert_error_shape(reply, 403)
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        pytest.param({"kind": "heartbeat"}, "produced by the system", id="system-kind"),
+        pytest.param({"kind": "gossip"}, "kind", id="unknown-kind"),
+        pytest.param({"node_id": "not-a-uuid"}, "node_id", id="bad-node"),
+        pytest.param({"author": ""}, "author", id="no-author"),
+    ],
+)
+async def test_bad_forms_are_refused_clearly(
+    signed_in: httpx.AsyncClient, fields: dict[str, str], problem: str
+) -> None:
+    reply = await signed_in.post("/console/events", data=form(uuid.uuid4(), **fields))
+    assert problem in assert_error_shape(reply, 422)
+
+
+async def test_without_a_session_the_browser_is_sent_to_sign_in(gateway: Gateway) -> None:
+    async with gateway.client() as client:
+        reply = await client.post("/console/events", data=form(uuid.uuid4()))
+    assert reply.status_code == 303
+    assert reply.headers["location"].startswith("/login?next=/console/events")
