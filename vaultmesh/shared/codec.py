@@ -22,6 +22,10 @@ MSGPACK_TYPE = "application/msgpack"
 # NATS micro error headers, so standard tooling sees failures too.
 ERROR_HEADER = "Nats-Service-Error"
 ERROR_CODE_HEADER = "Nats-Service-Error-Code"
+# JetStream: a publish's de-duplication id, and the status line of server replies
+# (503 no responders, 404 not found, 204 end of batch).
+MSG_ID_HEADER = "Nats-Msg-Id"
+STATUS_HEADER = "Status"
 
 DEFAULT_MAX_BYTES = 1024 * 1024
 

@@ -33,9 +33,10 @@ import orjson
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from vaultmesh.shared.codec import MSG_ID_HEADER, STATUS_HEADER
+
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-MSG_ID = "Nats-Msg-Id"
 # JetStream error codes of fast-ingest batches (disabled, bad pattern, bad or unknown id):
 # any of them means "publish one message at a time instead".
 _NOT_BATCHED = frozenset({10205, 10206, 10207, 10208})
@@ -63,7 +64,7 @@ def batch_count(msg: Msg, expected: int, *, batched: bool = True) -> int:
     its ``count``, or ``expected`` for the plain ack of an unbatched publish; 0 for an
     error, an unreadable reply, or a batch answered like a plain publish (a server that
     does not know batches acknowledged only the first message)."""
-    if msg.headers and msg.headers.get("Status"):  # 503: no stream took the message
+    if msg.headers and msg.headers.get(STATUS_HEADER):  # 503: no stream took the message
         return 0
     try:
         ack = orjson.loads(msg.data)
@@ -163,7 +164,10 @@ class BatchPublisher(Generic[T]):
             if not self.batched:
                 (only,) = messages
                 await self._nc.publish(
-                    only.subject, only.data, reply=self._prefix + bid, headers={MSG_ID: only.msg_id}
+                    only.subject,
+                    only.data,
+                    reply=self._prefix + bid,
+                    headers={MSG_ID_HEADER: only.msg_id},
                 )
                 return
             size, last = len(messages), len(messages) - 1
@@ -174,7 +178,7 @@ class BatchPublisher(Generic[T]):
                     message.subject,
                     message.data,
                     reply=f"{base}{n + 1}.{op}.$FI",
-                    headers={MSG_ID: message.msg_id},
+                    headers={MSG_ID_HEADER: message.msg_id},
                 )
         except BaseException:
             self._forget(bid)

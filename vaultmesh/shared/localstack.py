@@ -28,6 +28,7 @@ from nats.micro.service import ServiceVerb, control_subject
 import vaultmesh
 from vaultmesh.shared import natsauth, streams
 from vaultmesh.shared.config import BusSettings, load_settings
+from vaultmesh.shared.files import create_private
 
 SERVICES_PACKAGE = "vaultmesh.services"
 GATEWAY = "gateway"
@@ -116,14 +117,8 @@ def ensure_tokens(directory: Path) -> Tokens:
 
 def _create_secret_file(path: Path, text: str) -> None:
     """Write ``text`` to a new 0600 file; keep an existing file untouched."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
+    with contextlib.suppress(FileExistsError):
+        create_private(path, text.encode("ascii"))
 
 
 @dataclass(frozen=True)

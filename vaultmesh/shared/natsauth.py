@@ -26,13 +26,13 @@ another's replies; the client must then connect with that inbox prefix.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vaultmesh.shared import subjects
+from vaultmesh.shared.files import atomic_write
 
 FILE_NAME = "nats-identities.json"
 ADMIN = "admin"
@@ -195,13 +195,7 @@ def _read(path: Path) -> dict[str, str]:
 
 def _write_private(path: Path, data: dict[str, str]) -> None:
     """Write ``data`` atomically to ``path`` with mode 0600 from the start."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=2, sort_keys=True).encode(), mode=0o600)
 
 
 def load_or_create(data_dir: Path, principals: Iterable[str] = ()) -> dict[str, Identity]:

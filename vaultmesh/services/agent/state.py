@@ -15,6 +15,7 @@ from pathlib import Path
 from uuid import UUID
 
 from vaultmesh.services.agent.errors import StateError
+from vaultmesh.shared.files import fsync_dir
 
 NODE_ID_FILE = "node_id"
 
@@ -68,7 +69,7 @@ def _store(state_dir: Path, node_id: UUID, replace: bool) -> UUID:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
-        _fsync_dir(state_dir)
+        fsync_dir(state_dir)
     except FileExistsError:
         # Another agent process with this state directory stored its id first: use that.
         stored = read_node_id(state_dir)
@@ -90,14 +91,6 @@ def _write_temp(state_dir: Path, text: str) -> Path:
         handle.flush()
         os.fsync(handle.fileno())
     return tmp
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _reason(exc: BaseException) -> str:

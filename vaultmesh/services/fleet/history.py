@@ -17,10 +17,10 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from pydantic import ValidationError
 
 from vaultmesh.shared import subjects
+from vaultmesh.shared.codec import STATUS_HEADER
 from vaultmesh.shared.errors import Unavailable
 from vaultmesh.shared.models.heartbeat import Heartbeat
 
-_STATUS = "Status"
 _SEQUENCE = "Nats-Sequence"
 _END = {"204", "404"}  # end of batch; no message on that subject
 
@@ -73,10 +73,12 @@ class HeartbeatHistoryReader:
             while len(found) < self._depth:
                 msg = await sub.next_msg(timeout=self._timeout)
                 headers = msg.headers or {}
-                if headers.get(_STATUS) in _END:
+                if headers.get(STATUS_HEADER) in _END:
                     break
-                if _STATUS in headers:
-                    raise Unavailable(f"heartbeat history read failed: status {headers[_STATUS]}")
+                if STATUS_HEADER in headers:
+                    raise Unavailable(
+                        f"heartbeat history read failed: status {headers[STATUS_HEADER]}"
+                    )
                 found.append(msg.data)
                 last = int(headers.get(_SEQUENCE, last))
         except NatsTimeoutError:

@@ -20,6 +20,7 @@ from nats.js.kv import KeyValue
 
 from vaultmesh.shared import subjects
 from vaultmesh.shared.clock import Clock
+from vaultmesh.shared.codec import MSG_ID_HEADER
 from vaultmesh.shared.models.events import EventEnvelope
 
 from .attention import Verdict, attention_event
@@ -149,7 +150,7 @@ class StateWriter:
                 subjects.event(event.kind.value, event.node_id),
                 event.model_dump_json().encode(),
                 stream=subjects.STREAM_EVENTS,
-                headers={"Nats-Msg-Id": event.id},
+                headers={MSG_ID_HEADER: event.id},
             )
             self._events.popleft()
             self._metrics.attention_events.inc()

@@ -1,4 +1,5 @@
-"""Reading JSON request bodies: content type, strict JSON, then the model — in that order.
+"""Reading request bodies: JSON (content type, strict JSON, then the model — in that
+order) and the small urlencoded forms of the sign-in page and the console.
 
 Bodies are parsed by the handler (after authentication), not by FastAPI, so an
 unauthenticated caller never gets its body parsed, the size limit has already
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from email.message import Message
 from typing import Any, TypeVar
+from urllib.parse import parse_qs
 
 import orjson
 from fastapi import Request
@@ -126,3 +128,12 @@ def json_body_spec(model: type[BaseModel]) -> dict[str, Any]:
             "content": {"application/json": {"schema": {"$ref": ref}}},
         }
     }
+
+
+def form_fields(body: bytes) -> dict[str, list[str]]:
+    """The urlencoded fields of a small form (nothing, when it is not one)."""
+    try:
+        text = body.decode("utf-8", errors="replace")
+        return parse_qs(text, keep_blank_values=True, max_num_fields=16)
+    except ValueError:  # too many fields: not our form
+        return {}

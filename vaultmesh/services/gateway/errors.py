@@ -26,6 +26,17 @@ class TooManyClients(Unavailable):
     http_status = 503
 
 
+class TooManyAttempts(VaultMeshError):
+    """Too many refused sign-ins from one address: wait ``retry_after_s`` seconds."""
+
+    code = "too_many_attempts"
+    http_status = 429
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"too many refused sign-ins; retry in {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+
 class InvalidIdentity(Unauthorized):
     """An identity JWT was presented but is not valid (bad signature, issuer, expiry ...)."""
 

@@ -18,8 +18,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from vaultmesh.services.gateway.errors import LoginRequired
-from vaultmesh.services.gateway.throttle import TooManyAttempts
+from vaultmesh.services.gateway.errors import LoginRequired, TooManyAttempts
 from vaultmesh.shared.errors import BadRequest, Unauthorized, VaultMeshError
 from vaultmesh.shared.metrics import ServiceMetrics
 

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import html
 from typing import Annotated
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from vaultmesh.services.gateway.auth import authenticator, token_principal
-from vaultmesh.services.gateway.errors import InvalidInput
+from vaultmesh.services.gateway.bodies import form_fields
+from vaultmesh.services.gateway.errors import InvalidInput, TooManyAttempts
 from vaultmesh.services.gateway.http_errors import error_responses
 from vaultmesh.services.gateway.sessions import COOKIE_NAME
 from vaultmesh.services.gateway.state import gateway_state
-from vaultmesh.services.gateway.throttle import TooManyAttempts
 from vaultmesh.shared.models.audit import Outcome
 
 router = APIRouter(tags=["sign-in"])
@@ -76,15 +76,6 @@ def safe_next(target: str | None) -> str:
     if "\\" in target or any(ord(char) < 0x21 or ord(char) == 0x7F for char in target):
         return "/"
     return target
-
-
-def form_fields(body: bytes) -> dict[str, list[str]]:
-    """The urlencoded fields of a small form (nothing, when it is not one)."""
-    try:
-        text = body.decode("utf-8", errors="replace")
-        return parse_qs(text, keep_blank_values=True, max_num_fields=16)
-    except ValueError:  # too many fields: not our form
-        return {}
 
 
 def _redirect(location: str) -> RedirectResponse:

@@ -20,6 +20,7 @@ from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 
+from vaultmesh.shared.codec import MSG_ID_HEADER, STATUS_HEADER
 from vaultmesh.shared.errors import PayloadTooLarge, Unavailable
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class Publisher:
         # A bare timer, not asyncio.wait_for: this runs for every heartbeat.
         timer = loop.call_later(self._timeout, _expire, ack)
         # Nats-Msg-Id lets the stream drop a duplicate within its window.
-        headers = {"Nats-Msg-Id": msg_id} if msg_id is not None else None
+        headers = {MSG_ID_HEADER: msg_id} if msg_id is not None else None
         try:
             await self._nc.publish(subject, payload, reply=reply, headers=headers)
             msg = await ack
@@ -93,7 +94,7 @@ def _expire(ack: asyncio.Future[Any]) -> None:
 
 def _sequence(msg: Any, stream: str) -> int:
     """The stream sequence in an ack, or the typed error it reports."""
-    if not msg.data and msg.headers and msg.headers.get("Status") == _NO_RESPONDERS:
+    if not msg.data and msg.headers and msg.headers.get(STATUS_HEADER) == _NO_RESPONDERS:
         raise Unavailable(f"stream {stream} is not answering")
     try:
         ack = orjson.loads(msg.data)

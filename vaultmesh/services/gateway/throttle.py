@@ -15,19 +15,8 @@ from __future__ import annotations
 import math
 from collections import OrderedDict, deque
 
+from vaultmesh.services.gateway.errors import TooManyAttempts
 from vaultmesh.shared.clock import Clock
-from vaultmesh.shared.errors import VaultMeshError
-
-
-class TooManyAttempts(VaultMeshError):
-    """Too many refused sign-ins from one address: wait ``retry_after_s`` seconds."""
-
-    code = "too_many_attempts"
-    http_status = 429
-
-    def __init__(self, retry_after_s: int) -> None:
-        super().__init__(f"too many refused sign-ins; retry in {retry_after_s} s")
-        self.retry_after_s = retry_after_s
 
 
 class LoginThrottle:

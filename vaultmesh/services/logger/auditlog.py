@@ -35,12 +35,12 @@ import orjson
 from vaultmesh.services.logger import entry, merkle
 from vaultmesh.services.logger.checkpoint import Checkpoint, ProofChain, sign_checkpoint
 from vaultmesh.services.logger.errors import LogCorrupt
-from vaultmesh.services.logger.fsutil import atomic_write
 from vaultmesh.services.logger.segments import Segment, SegmentStore, read_forward
 from vaultmesh.services.logger.signing import Signer, public_pem, publish_public_key
 from vaultmesh.services.logger.treestore import FileTree
 from vaultmesh.shared import subjects
 from vaultmesh.shared.clock import Clock
+from vaultmesh.shared.files import atomic_write
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ from typing import Any
 import orjson
 
 from vaultmesh.services.logger.errors import CheckpointError
-from vaultmesh.services.logger.fsutil import atomic_write
 from vaultmesh.services.logger.signing import Signer
+from vaultmesh.shared.files import atomic_write
 
 FORMAT = "vaultmesh.logger.checkpoint/v1"
 ROOT_FILE = "ROOT.txt"

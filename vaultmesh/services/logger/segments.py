@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from vaultmesh.services.logger.fsutil import fsync_dir, write_all
+from vaultmesh.shared.files import fsync_dir, write_all
 
 _NAME = re.compile(r"^segment-(\d{12})\.jsonl$")
 _CHUNK = 1 << 20

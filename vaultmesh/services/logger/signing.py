@@ -10,8 +10,8 @@ of SHA-256 of the raw public key, hex).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import os
 import re
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from vaultmesh.services.logger.errors import SigningKeyError
-from vaultmesh.services.logger.fsutil import atomic_write, fsync_dir, write_all
+from vaultmesh.shared.files import atomic_write, create_private
 
 _PEM_BLOCK = re.compile(rb"-----BEGIN PUBLIC KEY-----.+?-----END PUBLIC KEY-----", re.DOTALL)
 
@@ -68,16 +68,8 @@ def generate_key_file(path: Path) -> None:
         serialization.NoEncryption(),
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    try:
-        write_all(fd, pem)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    fsync_dir(path.parent)
+    with contextlib.suppress(FileExistsError):
+        create_private(path, pem)
 
 
 def load_public_keys(path: Path) -> dict[str, Ed25519PublicKey]:

@@ -15,9 +15,9 @@ import re
 import threading
 from pathlib import Path
 
-from vaultmesh.services.logger.fsutil import write_all
 from vaultmesh.services.logger.merkle import HASH_SIZE
 from vaultmesh.services.logger.tree import LevelTree
+from vaultmesh.shared.files import write_all
 
 _LEVEL_FILE = re.compile(r"^level-(\d{2})\.bin$")
 

@@ -36,8 +36,9 @@ from nats.errors import Error as NatsError
 
 from vaultmesh.shared import subjects
 from vaultmesh.shared.clock import rfc3339
+from vaultmesh.shared.codec import MSG_ID_HEADER
 from vaultmesh.shared.errors import Unavailable
-from vaultmesh.shared.fastpub import MSG_ID, BatchPublisher, Message
+from vaultmesh.shared.fastpub import BatchPublisher, Message
 from vaultmesh.shared.metrics import ServiceMetrics
 from vaultmesh.shared.models.audit import Outcome
 from vaultmesh.shared.models.common import Severity
@@ -201,7 +202,7 @@ class AuditTrail:
     async def write(self, entry: AuditEntry) -> None:
         """Publish ``entry`` and wait for its acknowledgement; Unavailable when it fails."""
         subject, data = self._encode(entry)
-        headers = {MSG_ID: self._msg_id(next(self._ids))}
+        headers = {MSG_ID_HEADER: self._msg_id(next(self._ids))}
         try:
             await self._js.publish(subject, data, timeout=self._timeout, headers=headers)
         except (NatsError, TimeoutError) as exc:

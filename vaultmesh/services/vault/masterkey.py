@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 import secrets
 from pathlib import Path
 
 from vaultmesh.services.vault.config import VaultSettings
 from vaultmesh.shared.config import ConfigError
+from vaultmesh.shared.files import create_private
 
 KEY_BYTES = 32
 FILE_VAR = "VAULTMESH_VAULT_MASTER_KEY_FILE"
@@ -74,6 +74,4 @@ def load(settings: VaultSettings) -> bytes:
 def write_new(path: Path) -> None:
     """Create ``path`` holding a new key, mode 0600; never overwrites an existing file."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(encode(generate()) + "\n")
+    create_private(path, (encode(generate()) + "\n").encode("ascii"))

@@ -60,7 +60,8 @@ Result = tuple[Any, Any, dict[str, Any]]  # (native data, seed-form data, audit 
 # Reads that never wait on the SQLite backend: answered inline, the cheapest path.
 # Everything that may wait (writes, the KV backend, fail-closed audit) runs in a task.
 INLINE_READS = frozenset({"get", "list", "status"})
-_MEMO_OPS = frozenset({"get", "list", "status"})
+# Read requests carry no value, so a decoded one may be remembered (see ``_decode``).
+_MEMO_OPS = INLINE_READS
 _MEMO_SIZE = 1024
 _MEMO_MAX_BYTES = 512
 _Decoded = tuple[str, str, BaseModel, bool, str | None]  # principal, op, request, seed, key

@@ -14,9 +14,9 @@ from pydantic import ValidationError
 
 from vaultmesh.services.gateway.api import publish_event
 from vaultmesh.services.gateway.auth import Principal, require_admin_page
+from vaultmesh.services.gateway.bodies import form_fields
 from vaultmesh.services.gateway.errors import InvalidInput
 from vaultmesh.services.gateway.fleet_client import FleetClient
-from vaultmesh.services.gateway.login import form_fields
 from vaultmesh.services.gateway.pages.console import ConsoleData, console_page
 from vaultmesh.services.gateway.pages.dashboard import dashboard_page, unavailable_banner
 from vaultmesh.services.gateway.pages.html import Html

@@ -1,4 +1,5 @@
-"""Small durable-file helpers: full writes, directory fsync, atomic replace."""
+"""Small durable-file helpers: full writes, directory fsync, atomic replace, and new
+private files (keys, tokens) that are on disk before anyone is told they exist."""
 
 from __future__ import annotations
 
@@ -39,4 +40,16 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+    fsync_dir(path.parent)
+
+
+def create_private(path: Path, data: bytes) -> None:
+    """Create ``path`` (mode 0600 from the start) holding ``data``, durably; raise
+    ``FileExistsError`` rather than touch an existing file."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     fsync_dir(path.parent)
