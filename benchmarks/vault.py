@@ -250,7 +250,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer requests, shorter runs")
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per target")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per target")
     parser.add_argument("--serve-echo", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_echo:

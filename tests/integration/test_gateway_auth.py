@@ -153,6 +153,9 @@ async def test_sign_ins_and_sign_outs_are_audited_without_the_token(gateway: Gat
         assert record["detail"]["address"] == "127.0.0.1"
         assert ADMIN_TOKEN not in str(record)
         assert "wrong-token" not in str(record)
+    assert refused["id"]
+    assert allowed["id"]
+    assert refused["id"] != allowed["id"]
 
     async def logout() -> list[dict[str, Any]] | None:
         return (await gateway_audit(gateway.nc, "logout"))[logouts_before:] or None

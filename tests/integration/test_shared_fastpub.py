@@ -68,8 +68,11 @@ async def publisher(nc: Client) -> AsyncIterator[tuple[BatchPublisher[int], Outc
     await pub.stop()
 
 
-def messages(prefix: str, numbers: range, ids: str = "m") -> list[Message[int]]:
-    return [Message(n, f"{prefix}.x", str(n).encode(), f"{ids}{n}") for n in numbers]
+def messages(prefix: str, numbers: range, ids: str | None = "m") -> list[Message[int]]:
+    return [
+        Message(n, f"{prefix}.x", str(n).encode(), None if ids is None else f"{ids}{n}")
+        for n in numbers
+    ]
 
 
 async def test_a_batch_is_stored_in_order_with_one_report(
@@ -109,6 +112,21 @@ async def test_repeated_message_ids_are_stored_once(
     await outcomes.settled(7)
     assert outcomes.failed == []
     assert await stored_in(nc, prefix) == [b"1", b"2", b"3", b"4"]
+
+
+async def test_without_message_ids_a_retry_is_stored_again(
+    nc: Client, publisher: tuple[BatchPublisher[int], Outcomes]
+) -> None:
+    pub, outcomes = publisher
+    prefix = await new_stream(nc, batched=True)
+    await pub.publish(messages(prefix, range(1, 3), ids=None))
+    await outcomes.settled(2)
+    await pub.publish(messages(prefix, range(1, 3), ids=None))
+    await outcomes.settled(4)
+    assert outcomes.stored == [1, 2, 1, 2]
+    assert await stored_in(nc, prefix) == [b"1", b"2", b"1", b"2"]
+    js = nc.jetstream()
+    assert (await js.get_msg("FP" + prefix[1:], 1)).headers is None  # no Nats-Msg-Id sent
 
 
 async def test_a_stream_without_batches_falls_back_to_one_publish_each(

@@ -305,6 +305,10 @@ async def test_audit_records(
         assert parsed.latency_ms is not None
     assert records[2]["code"] == "forbidden"
     assert records[2]["severity"] == "warning"
+    # Each record has its own id, so a copy stored twice after a lost ack is recognisable.
+    ids = [record["id"] for record in records]
+    assert all(isinstance(rid, str) and rid for rid in ids)
+    assert len(set(ids)) == len(ids)
 
 
 async def test_rotation_while_reading_and_writing(vault: Vault, admin: Client) -> None:

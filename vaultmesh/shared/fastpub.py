@@ -12,8 +12,10 @@ per-record cost in Python. The batch is described by the reply subject alone::
 with operation 0 (first message), 1 (more) or 2 (last message, commit). In
 ``fail`` mode the server abandons a batch at the first hole or rejected message,
 and its final ack then counts only the messages before it; the rest are
-reported as failed so the caller can retry them (with ``Nats-Msg-Id`` the stream
-drops any that were stored after all).
+reported as failed so the caller can retry them. A batch whose final ack never
+comes is ambiguous (the server may have stored part of it): with a ``msg_id`` per
+message the stream drops the copies it already has when the caller retries;
+without one, the retry is delivered at least once.
 
 When the stream does not allow batches (an older stream or server), the server
 says so and this publisher falls back to one ordinary acknowledged publish per
@@ -50,7 +52,7 @@ class Message(Generic[T]):
     item: T
     subject: str
     data: bytes
-    msg_id: str
+    msg_id: str | None = None  # sent as Nats-Msg-Id: the stream drops repeats
 
 
 @dataclass(slots=True)
@@ -90,6 +92,10 @@ def not_batched(msg: Msg) -> bool:
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return False
     return isinstance(error, dict) and error.get("err_code") in _NOT_BATCHED
+
+
+def _headers(message: Message[T]) -> dict[str, str] | None:
+    return None if message.msg_id is None else {MSG_ID_HEADER: message.msg_id}
 
 
 class BatchPublisher(Generic[T]):
@@ -164,10 +170,7 @@ class BatchPublisher(Generic[T]):
             if not self.batched:
                 (only,) = messages
                 await self._nc.publish(
-                    only.subject,
-                    only.data,
-                    reply=self._prefix + bid,
-                    headers={MSG_ID_HEADER: only.msg_id},
+                    only.subject, only.data, reply=self._prefix + bid, headers=_headers(only)
                 )
                 return
             size, last = len(messages), len(messages) - 1
@@ -178,7 +181,7 @@ class BatchPublisher(Generic[T]):
                     message.subject,
                     message.data,
                     reply=f"{base}{n + 1}.{op}.$FI",
-                    headers={MSG_ID_HEADER: message.msg_id},
+                    headers=_headers(message),
                 )
         except BaseException:
             self._forget(bid)

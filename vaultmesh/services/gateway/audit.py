@@ -61,8 +61,10 @@ class GatewayAudit:
         **detail: Any,
     ) -> None:
         """Queue one record of ``action`` (a subject token) for publishing; never blocks."""
+        record_id = uuid4().hex
         entry = AuditRecord(
             ts=self._clock.now(),
+            id=record_id,
             service=SERVICE,
             action=action,
             principal=principal[:_MAX_PRINCIPAL],
@@ -72,7 +74,8 @@ class GatewayAudit:
             detail=detail,
         )
         subject = subjects.audit(SERVICE, action)
-        task = asyncio.create_task(self._publish(subject, entry.model_dump_json().encode()))
+        body = entry.model_dump_json().encode()
+        task = asyncio.create_task(self._publish(subject, body, record_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -81,10 +84,10 @@ class GatewayAudit:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout)
 
-    async def _publish(self, subject: str, body: bytes) -> None:
+    async def _publish(self, subject: str, body: bytes, record_id: str) -> None:
         try:
             await self._publisher.publish(
-                subject, body, stream=subjects.STREAM_AUDIT, msg_id=uuid4().hex
+                subject, body, stream=subjects.STREAM_AUDIT, msg_id=record_id
             )
         except VaultMeshError as exc:
             log.warning("audit record not stored", extra={"subject": subject, "code": exc.code})

@@ -10,7 +10,10 @@ and the latency. Two modes:
   backoff while JetStream is away, in the order the requests were served.
   Records survive a NATS outage (up to ``queue_size``, beyond that they are
   dropped and counted) but not a crash of the vault process before they are
-  acknowledged.
+  acknowledged. Delivery is at least once: every record carries a unique ``id``,
+  and a batch re-sent after its acknowledgement was lost may store some records
+  twice, with the same id (a ``Nats-Msg-Id`` per record would let the stream drop
+  those, but costs the vault and the server about a tenth of a ``get``).
 - fail-closed: the service awaits ``write`` (publish + ack) and fails the request
   when it raises, so no secret is returned and no change is made without a stored
   record (see ``service.py`` for the order of events).
@@ -66,6 +69,10 @@ class AuditEntry:
     detail: Mapping[str, Any] = field(default_factory=dict)
 
 
+# (number, entry): the number orders retries and makes the record id.
+Queued = tuple[int, AuditEntry]
+
+
 def _severity(entry: AuditEntry) -> Severity:
     if entry.outcome is Outcome.ALLOWED:
         return Severity.INFO
@@ -90,17 +97,13 @@ class AuditTrail:
     ) -> None:
         self.fail_closed = fail_closed
         self._js = nc.jetstream()
-        self._pipe: BatchPublisher[tuple[int, AuditEntry]] = BatchPublisher(
-            nc, self._stored, self._failed, timeout
-        )
+        self._pipe: BatchPublisher[Queued] = BatchPublisher(nc, self._stored, self._failed, timeout)
         self._hmac_key = hmac_key
         self._digests: dict[str, str] = {}
         self._subjects: dict[str, str] = {}
         self._timeout = timeout
         self._replicas = replicas
-        # (number, entry): the number orders retries and makes the message id, which is
-        # stable across retries, so the stream de-duplicates.
-        self._queue: deque[tuple[int, AuditEntry]] = deque()
+        self._queue: deque[Queued] = deque()
         self._ids = itertools.count(1)
         self._dropped = 0
         self._backoff = 0.0
@@ -138,11 +141,12 @@ class AuditTrail:
             self._digests[key] = found
         return found
 
-    def record(self, entry: AuditEntry) -> dict[str, Any]:
+    def record(self, entry: AuditEntry, record_id: str | None = None) -> dict[str, Any]:
         """The wire form of ``entry``: the fields of ``AuditRecord`` (built without the model,
         as this runs once per request; the tests check it validates as one)."""
         return {
             "ts": rfc3339(entry.ts),
+            "id": record_id,
             "service": SERVICE,
             "action": entry.action,
             "principal": entry.principal,
@@ -201,24 +205,33 @@ class AuditTrail:
 
     async def write(self, entry: AuditEntry) -> None:
         """Publish ``entry`` and wait for its acknowledgement; Unavailable when it fails."""
-        subject, data = self._encode(entry)
-        headers = {MSG_ID_HEADER: self._msg_id(next(self._ids))}
+        number = next(self._ids)
+        # One publish, one ack: here the stream can drop a repeat by its id.
+        headers = {MSG_ID_HEADER: self._record_id(number)}
         try:
-            await self._js.publish(subject, data, timeout=self._timeout, headers=headers)
+            await self._js.publish(
+                self._subject(entry.action),
+                self._encoded(entry, number),
+                timeout=self._timeout,
+                headers=headers,
+            )
         except (NatsError, TimeoutError) as exc:
             self._records.labels(self._service, "retried").inc()
             log.error("audit record not stored", extra={"error": type(exc).__name__})
             raise Unavailable("audit log unavailable; request refused (fail-closed)") from None
         self._records.labels(self._service, "stored").inc()
 
-    def _msg_id(self, number: int) -> str:
+    def _record_id(self, number: int) -> str:
         return f"{self._id_prefix}{number}"
 
-    def _encode(self, entry: AuditEntry) -> tuple[str, bytes]:
-        subject = self._subjects.get(entry.action)
+    def _encoded(self, entry: AuditEntry, number: int) -> bytes:
+        return orjson.dumps(self.record(entry, self._record_id(number)))
+
+    def _subject(self, action: str) -> str:
+        subject = self._subjects.get(action)
         if subject is None:  # actions are a small fixed set (operations + "unknown")
-            subject = self._subjects[entry.action] = subjects.audit(SERVICE, entry.action)
-        return subject, orjson.dumps(self.record(entry))
+            subject = self._subjects[action] = subjects.audit(SERVICE, action)
+        return subject
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -238,16 +251,18 @@ class AuditTrail:
                     break
             self._check_drained()
 
-    def _message(self, item: tuple[int, AuditEntry]) -> Message[tuple[int, AuditEntry]]:
-        subject, data = self._encode(item[1])
-        return Message(item, subject, data, self._msg_id(item[0]))
+    def _message(self, item: Queued) -> Message[Queued]:
+        # Encoded only now, after the reply that queued it went out. The record id is
+        # the same on every attempt; no Nats-Msg-Id (see the module docstring).
+        number, entry = item
+        return Message(item, self._subject(entry.action), self._encoded(entry, number))
 
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(self._timeout / 2)
             self._pipe.expire()
 
-    def _stored(self, items: list[tuple[int, AuditEntry]]) -> None:
+    def _stored(self, items: list[Queued]) -> None:
         """Records the stream acknowledged (one batch)."""
         self._records.labels(self._service, "stored").inc(len(items))
         self._backoff = 0.0
@@ -255,7 +270,7 @@ class AuditTrail:
             self._wake.set()
         self._check_drained()
 
-    def _failed(self, items: list[tuple[int, AuditEntry]]) -> None:
+    def _failed(self, items: list[Queued]) -> None:
         """Records to publish again, ahead of newer ones and in the order they were served."""
         if self._queue and self._queue[0][0] < items[-1][0]:
             self._queue = deque(sorted([*items, *self._queue], key=lambda item: item[0]))

@@ -27,6 +27,9 @@ class AuditRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     ts: Timestamp
+    # Unique per record. Delivery is at least once: a record re-sent after a lost
+    # acknowledgement may be stored twice, and both copies carry the same id.
+    id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     service: Annotated[str, Field(min_length=1, max_length=64)]
     action: Annotated[str, Field(min_length=1, max_length=64)]
     principal: Annotated[str, Field(max_length=128)] = ""
