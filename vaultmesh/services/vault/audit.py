@@ -150,8 +150,9 @@ class AuditTrail:
             "service": SERVICE,
             "action": entry.action,
             "principal": entry.principal,
-            "outcome": entry.outcome.value,
-            "severity": _severity(entry).value,
+            # String enums: orjson writes them as their values (no .value lookups here).
+            "outcome": entry.outcome,
+            "severity": _severity(entry),
             "node_id": None,
             "key_hmac": None if entry.key is None else self.key_hmac(entry.key),
             "code": entry.code,

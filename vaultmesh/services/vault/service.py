@@ -87,6 +87,14 @@ def _principal(subject: str) -> tuple[str, str]:
         raise BadRequest("not a vault request subject") from None
 
 
+def _audited(result: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """The details an audit record keeps: the operation's, plus ``extra``, audited keys only."""
+    merged = {**result, **extra} if extra else result
+    if _AUDITED.issuperset(merged):  # the usual case: a get's or set's {"version": n}
+        return merged
+    return {k: v for k, v in merged.items() if k in _AUDITED}
+
+
 def _outcome(error: VaultMeshError | None) -> Outcome:
     if error is None:
         return Outcome.ALLOWED
@@ -208,7 +216,7 @@ class VaultHandlers:
             key=audited_key,
             code=None if error is None else error.code,
             latency_ms=round((time.perf_counter() - ctx.started) * 1000, 3),
-            detail={k: v for k, v in {**ctx.detail, **detail}.items() if k in _AUDITED},
+            detail=_audited(ctx.detail, detail),
         )
 
     async def _record(self, ctx: Context, error: VaultMeshError | None) -> None:
