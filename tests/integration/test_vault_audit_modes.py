@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import os
+import signal
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,8 +23,10 @@ from tests.integration.test_vault_helpers import (  # noqa: F401 (fixtures)
     running_vault,
     vault_settings,
 )
+from vaultmesh.services.vault.audit import AuditEntry, AuditTrail
 from vaultmesh.shared import bus, subjects
 from vaultmesh.shared.errors import Forbidden, Unavailable
+from vaultmesh.shared.models.audit import Outcome
 from vaultmesh.shared.streams import StreamLimits, audit_config, ensure_stream
 
 
@@ -101,3 +108,50 @@ async def test_best_effort_answers_and_delivers_the_records_later(
             return component.audit.pending == 0
 
         await eventually(flushed)
+
+
+@contextlib.contextmanager
+def server_paused(auth: AuthNats) -> Iterator[None]:
+    """Stop the nats-server process (SIGSTOP) for the duration: what is sent waits unread."""
+    pid = auth.server.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+async def test_a_batch_resent_after_its_ack_was_lost_repeats_records_with_their_ids(
+    auth_nats: AuthNats,  # noqa: F811
+    data_dir: Path,
+    admin: Client,
+) -> None:
+    # Delivery is at least once: a batch whose acknowledgement never came is sent
+    # again, and whatever the server had stored is then stored twice -- with the same
+    # record id, so a repeat is recognisable; nothing is lost.
+    settings = vault_settings(auth_nats, data_dir, vault_audit_timeout=0.5)
+    async with running_vault(auth_nats, settings) as (component, _metrics, _nc):
+        await call(admin, "admin", "status", {})  # connected and answering
+        trail = component.audit
+        digest = trail.key_hmac("lost/ack")
+        with server_paused(auth_nats):
+            for _ in range(3):
+                trail.submit(
+                    AuditEntry(datetime.now(UTC), "admin", "get", Outcome.ALLOWED, "lost/ack")
+                )
+            # Sent, never acknowledged: expired after the timeout, then sent again.
+            await asyncio.sleep(2.0)
+        await eventually(lambda: _settled(trail))
+        records = await audit_records(auth_nats, lambda r: r.get("key_hmac") == digest, 6)
+    copies = Counter(record["id"] for record in records)
+    assert len(copies) == 3, copies  # every record stored
+    assert min(copies.values()) >= 2, copies  # and the lost-ack batch stored again
+    by_id: dict[str, set[bytes]] = {}
+    for record in records:
+        by_id.setdefault(record["id"], set()).add(record["_raw"])
+    assert all(len(bodies) == 1 for bodies in by_id.values())  # the copies are identical
+
+
+async def _settled(trail: AuditTrail) -> bool:
+    return trail.pending == 0

@@ -67,6 +67,11 @@ class NatsServer:
         return f"nats://{self.host}:{self.port}"
 
     @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (tests pause it to lose acknowledgements)."""
+        return None if self._proc is None else self._proc.pid
+
+    @property
     def config_path(self) -> Path:
         """Where the generated configuration file lives."""
         return self.data_dir / "nats-server.conf"
