@@ -20,6 +20,7 @@ import pytest
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.js.errors import NotFoundError
+from nats.micro.service import ServiceVerb, control_subject
 
 from vaultmesh.services.vault import masterkey
 from vaultmesh.services.vault.component import VaultComponent
@@ -140,7 +141,7 @@ async def answering(auth: AuthNats, service: str, timeout: float = 10.0) -> None
         deadline = time.monotonic() + timeout
         while True:
             try:
-                await nc.request(f"$SRV.PING.{service}", b"", timeout=0.5)
+                await nc.request(control_subject(ServiceVerb.PING, service), b"", timeout=0.5)
                 return
             except (NatsError, TimeoutError):
                 if time.monotonic() > deadline:

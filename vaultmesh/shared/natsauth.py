@@ -38,9 +38,6 @@ FILE_NAME = "nats-identities.json"
 ADMIN = "admin"
 SERVICES = ("fleet", "gateway", "vault", "logger", "scheduler", "agent")
 BUILTIN = (*SERVICES, ADMIN)
-INBOX_ALL = subjects.INBOX_ALL
-SRV_ALL = subjects.SRV_ALL
-JS_API_ALL = subjects.JS_API_ALL
 
 
 @dataclass(frozen=True)
@@ -80,7 +77,7 @@ def _vault() -> Permissions:
             *subjects.js_stream_grants(subjects.STREAM_AUDIT),
             *subjects.js_stream_grants(subjects.kv_stream(subjects.KV_VAULT), consume=True),
         ),
-        subscribe=(subjects.VAULT_ALL, SRV_ALL, INBOX_ALL),
+        subscribe=(subjects.VAULT_ALL, subjects.SRV_ALL, subjects.INBOX_ALL),
         allow_responses=True,
     )
 
@@ -94,7 +91,7 @@ _SERVICE_GRANTS: dict[str, Permissions] = {
             subjects.COMMAND_ALL,
             subjects.audit_of("fleet"),
             subjects.kv_all(subjects.KV_FLEET_STATE),
-            JS_API_ALL,
+            subjects.JS_API_ALL,
             subjects.JS_ACK_ALL,
             subjects.JS_FC_ALL,
         ),
@@ -103,8 +100,8 @@ _SERVICE_GRANTS: dict[str, Permissions] = {
             subjects.EVENT_ALL,
             subjects.RECEIPT_ALL,
             subjects.FLEET_API_ALL,
-            SRV_ALL,
-            INBOX_ALL,
+            subjects.SRV_ALL,
+            subjects.INBOX_ALL,
         ),
         allow_responses=True,
     ),
@@ -114,16 +111,21 @@ _SERVICE_GRANTS: dict[str, Permissions] = {
             subjects.EVENT_ALL,
             subjects.FLEET_API_ALL,
             subjects.audit_of("gateway"),
-            SRV_ALL,
-            JS_API_ALL,
+            subjects.SRV_ALL,
+            subjects.JS_API_ALL,
             subjects.JS_ACK_ALL,
             subjects.JS_FC_ALL,
         ),
-        subscribe=(subjects.HEARTBEAT_ALL, subjects.EVENT_ALL, INBOX_ALL),
+        subscribe=(subjects.HEARTBEAT_ALL, subjects.EVENT_ALL, subjects.INBOX_ALL),
     ),
     "logger": Permissions(
-        publish=(subjects.audit_of("logger"), JS_API_ALL, subjects.JS_ACK_ALL, subjects.JS_FC_ALL),
-        subscribe=(subjects.LOGS_ALL, SRV_ALL, INBOX_ALL),
+        publish=(
+            subjects.audit_of("logger"),
+            subjects.JS_API_ALL,
+            subjects.JS_ACK_ALL,
+            subjects.JS_FC_ALL,
+        ),
+        subscribe=(subjects.LOGS_ALL, subjects.SRV_ALL, subjects.INBOX_ALL),
         allow_responses=True,
     ),
     "scheduler": Permissions(
@@ -131,16 +133,16 @@ _SERVICE_GRANTS: dict[str, Permissions] = {
             subjects.SCHED_ALL,
             subjects.vault("scheduler", "rotate"),
             subjects.audit_of("scheduler"),
-            JS_API_ALL,
+            subjects.JS_API_ALL,
             subjects.JS_ACK_ALL,
         ),
-        subscribe=(subjects.SCHED_ALL, SRV_ALL, INBOX_ALL),
+        subscribe=(subjects.SCHED_ALL, subjects.SRV_ALL, subjects.INBOX_ALL),
         allow_responses=True,
     ),
     # Per-node scoping (only its own fleet.heartbeat.<node>) comes with the identity issue.
     "agent": Permissions(
         publish=(subjects.HEARTBEAT_ALL, subjects.RECEIPT_ALL),
-        subscribe=(subjects.COMMAND_ALL, INBOX_ALL),
+        subscribe=(subjects.COMMAND_ALL, subjects.INBOX_ALL),
     ),
 }
 
@@ -154,14 +156,16 @@ def _admin() -> Permissions:
             subjects.LOGS_ALL,
             subjects.SCHED_ALL,
             subjects.EVENT_ALL,
-            SRV_ALL,
+            subjects.SRV_ALL,
         ),
-        subscribe=(INBOX_ALL,),
+        subscribe=(subjects.INBOX_ALL,),
     )
 
 
 def _principal(name: str) -> Permissions:
-    return Permissions(publish=(subjects.vault_principal_prefix(name),), subscribe=(INBOX_ALL,))
+    return Permissions(
+        publish=(subjects.vault_principal_prefix(name),), subscribe=(subjects.INBOX_ALL,)
+    )
 
 
 def permissions_for(name: str) -> Permissions:
@@ -221,7 +225,7 @@ def subscribe_grants(name: str, *, private_inboxes: bool) -> tuple[str, ...]:
     """What identity ``name`` may subscribe to (only its own reply inbox if ``private_inboxes``)."""
     own = f"{inbox_prefix(name)}.>"
     grants = permissions_for(name).subscribe
-    return tuple(own if private_inboxes and item == INBOX_ALL else item for item in grants)
+    return tuple(own if private_inboxes and item == subjects.INBOX_ALL else item for item in grants)
 
 
 def user_entry(name: str, credential: str, *, private_inboxes: bool) -> str:

@@ -173,8 +173,10 @@ INBOX_ALL = "_INBOX.>"
 SRV_ALL = "$SRV.>"
 JS_API = "$JS.API"
 JS_API_ALL = f"{JS_API}.>"
-JS_ACK_ALL = "$JS.ACK.>"
-JS_FC_ALL = "$JS.FC.>"
+JS_ACK = "$JS.ACK"
+JS_ACK_ALL = f"{JS_ACK}.>"
+JS_FC = "$JS.FC"
+JS_FC_ALL = f"{JS_FC}.>"
 FLEET_API_ALL = f"{FLEET_API_PREFIX}.>"
 LOGS_ALL = f"{LOGS_PREFIX}.>"
 SCHED_ALL = f"{SCHED_PREFIX}.>"
@@ -214,8 +216,8 @@ def js_stream_grants(stream: str, *, consume: bool = False) -> tuple[str, ...]:
             f"{JS_API}.CONSUMER.INFO.{name}.>",
             f"{JS_API}.CONSUMER.DELETE.{name}.>",
             f"{JS_API}.CONSUMER.MSG.NEXT.{name}.>",
-            f"$JS.ACK.{name}.>",
-            f"$JS.FC.{name}.>",
+            f"{JS_ACK}.{name}.>",
+            f"{JS_FC}.{name}.>",
         ]
     return tuple(grants)
 
