@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from uuid import uuid4
 
+import orjson
 import pytest
 
 from vaultmesh.shared.errors import BadRequest
@@ -98,3 +99,27 @@ def test_tampered_event_fails_validation() -> None:
 
 def test_severity_ranks() -> None:
     assert Severity.DEBUG.rank < Severity.WARNING.rank < Severity.CRITICAL.rank
+
+
+def test_byte_counts_fit_in_64_bits_the_bus_codec_can_carry() -> None:
+    top = 2**64 - 1
+    hb = parse(Heartbeat, {**SEED_EXAMPLE, "metrics": {"mem_total_bytes": top}})
+    assert hb.metrics is not None
+    assert hb.metrics.mem_total_bytes == top
+    with pytest.raises(BadRequest, match="mem_total_bytes"):
+        parse(Heartbeat, {**SEED_EXAMPLE, "metrics": {"mem_total_bytes": top + 1}})
+
+
+def test_the_bus_json_of_a_heartbeat_reads_back_as_the_same_heartbeat() -> None:
+    # What the gateway publishes: orjson of the model's JSON-mode dump.
+    body = {
+        **SEED_EXAMPLE,
+        "timestamp": "2024-01-15T12:30:00.000250+02:00",
+        "metrics": {"load1": 0.1, "load5": 1e-7, "mem_total_bytes": 2**64 - 1},
+        "interval_s": 30,
+    }
+    hb = parse(Heartbeat, body)
+    data = orjson.dumps(hb.model_dump(mode="json", exclude_none=True))
+    assert b'"timestamp":"2024-01-15T10:30:00.000250Z"' in data
+    assert b'"load15"' not in data
+    assert Heartbeat.model_validate_json(data, strict=True) == hb

@@ -51,3 +51,8 @@ def test_streams_capture_their_subjects() -> None:
     assert heartbeats_config(limits).subjects == [subjects.HEARTBEAT_ALL]
     assert heartbeats_config(limits).max_msgs_per_subject == 5
     assert subjects.AUDIT_ALL in (audit_config(limits).subjects or [])
+
+
+def test_a_uuid_and_its_text_give_the_same_subject() -> None:
+    node = uuid4()
+    assert subjects.heartbeat(node) == subjects.heartbeat(str(node)) == f"fleet.heartbeat.{node}"

@@ -40,6 +40,8 @@ DURABLE_LOGGER = "logger"
 
 def token(value: str | UUID) -> str:
     """Return ``value`` as one safe subject token, or raise ``ValueError``."""
+    if isinstance(value, UUID):
+        return str(value)  # hex digits and dashes: always a safe token
     text = str(value)
     if not _TOKEN.fullmatch(text):
         raise ValueError(f"not a valid subject token: {text!r}")

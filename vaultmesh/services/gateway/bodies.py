@@ -88,13 +88,22 @@ def _integral(value: Any) -> Any:
     return value
 
 
+_SCALARS = (str, bool, int, type(None))
+
+
 def _has_integral_float(value: Any) -> bool:
-    if isinstance(value, float):
-        return value.is_integer() and INT_MIN <= value <= INT_MAX
-    if isinstance(value, dict):
-        return any(_has_integral_float(item) for item in value.values())
-    if isinstance(value, list):
-        return any(_has_integral_float(item) for item in value)
+    # ``value`` comes from orjson: exact builtin types, so ``type(...) is`` is enough.
+    kind = type(value)
+    if kind is float:
+        return value.is_integer() and INT_MIN <= value <= INT_MAX  # type: ignore[no-any-return]
+    if kind is dict:
+        value = value.values()
+    elif kind is not list:
+        return False
+    # A plain loop: any() over a generator costs twice as much, on every request body.
+    for item in value:  # noqa: SIM110
+        if type(item) not in _SCALARS and _has_integral_float(item):
+            return True
     return False
 
 

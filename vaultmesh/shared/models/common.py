@@ -8,18 +8,16 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, PlainSerializer
 
+from vaultmesh.shared.clock import rfc3339
+
 
 def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def _rfc3339(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 # An RFC 3339 timestamp: must carry a zone on input, always UTC ("Z") on output.
 Timestamp = Annotated[
-    AwareDatetime, AfterValidator(_utc), PlainSerializer(_rfc3339, return_type=str)
+    AwareDatetime, AfterValidator(_utc), PlainSerializer(rfc3339, return_type=str)
 ]
 
 

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from vaultmesh.shared.models.common import Timestamp
 
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+# Byte counts: unsigned 64-bit, the integers the bus codec (orjson) can carry.
+ByteCount = Annotated[int, Field(ge=0, le=2**64 - 1)]
 
 
 class NodeMetrics(BaseModel):
@@ -24,10 +26,10 @@ class NodeMetrics(BaseModel):
     load1: NonNegative | None = None
     load5: NonNegative | None = None
     load15: NonNegative | None = None
-    mem_total_bytes: Annotated[int, Field(ge=0)] | None = None
-    mem_available_bytes: Annotated[int, Field(ge=0)] | None = None
-    disk_total_bytes: Annotated[int, Field(ge=0)] | None = None
-    disk_free_bytes: Annotated[int, Field(ge=0)] | None = None
+    mem_total_bytes: ByteCount | None = None
+    mem_available_bytes: ByteCount | None = None
+    disk_total_bytes: ByteCount | None = None
+    disk_free_bytes: ByteCount | None = None
 
 
 class Heartbeat(BaseModel):
