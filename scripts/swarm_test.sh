@@ -104,6 +104,7 @@ prepare_checker() {
   rm -rf "$CHECK" && mkdir -p "$CHECK"
   cp "$SECRETS/nats_seed_agent" "$CHECK/agent.nk"
   cp "$SECRETS/nats_seed_fleet" "$CHECK/fleet.nk"
+  cp "$SECRETS/nats_seed_admin" "$CHECK/admin.nk"
   cp "$SECRETS/admin_tokens" "$CHECK/admin"
   printf 'VAULTMESH_CC_URL=http://gateway:8088\nVAULTMESH_AGENT_TOKEN=%s\n' \
     "$(head -n1 "$SECRETS/agent_tokens")" >"$CHECK/agent.env"
@@ -177,6 +178,47 @@ asyncio.run(main())
 '
 }
 
+vault_cli() { # the operator CLI as the admin identity: vault_cli get KEY --json ...
+  in_network -e VAULTMESH_NATS_URL="$NATS_URLS" -e VAULTMESH_NATS_NKEY_SEED_FILE=/check/admin.nk \
+    -e VAULTMESH_NATS_INBOX_PREFIX=_INBOX_admin "$IMAGE" vaultmesh vault "$@"
+}
+
+vault_value_is() { # vault_value_is KEY VALUE
+  [[ "$(vault_cli get "$1" --json 2>/dev/null | json_field value)" == "$2" ]]
+}
+
+vault_previous_key_is() { # vault_previous_key_is CONFIGURED(True|False)
+  local status
+  status="$(vault_cli status --json 2>/dev/null)" || return 1
+  [[ "$(json_field previous_master_key <<<"$status")" == *"'configured': $1"* ]] || return 1
+  echo "vault status: previous_master_key $(json_field previous_master_key <<<"$status")"
+}
+
+json_field() { "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+
+redeploy_vault() { # redeploy the stack with MASTER and PREVIOUS key secrets; wait for a new vault
+  local before
+  before="$(task_container vault)"
+  (cd "$ROOT" && VAULTMESH_STACK_MASTER_KEY_SECRET="$1" \
+    VAULTMESH_STACK_PREVIOUS_MASTER_KEY_SECRET="$2" docker stack deploy -c stack.yml "$STACK" \
+    >/dev/null)
+  wait_until 300 "vault redeployed with master key secret $1" new_task_running vault "$before"
+}
+
+change_master_key() {
+  say "vault: change the master key by stack deploy; secrets stay readable"
+  wait_until 120 "vault answers" vault_cli set swarm/check swarm-value-1
+  vault_cli keygen | docker secret create vaultmesh_vault_master_key_2 - >/dev/null
+  redeploy_vault vaultmesh_vault_master_key_2 vaultmesh_vault_master_key
+  wait_until 120 "vault re-sealed its key terms" vault_previous_key_is True
+  vault_value_is swarm/check swarm-value-1 || fail "secret unreadable after the key change"
+  redeploy_vault vaultmesh_vault_master_key_2 vaultmesh_vault_master_key_2
+  wait_until 120 "vault runs on the new key alone" vault_previous_key_is False
+  vault_value_is swarm/check swarm-value-1 || fail "secret unreadable with the new key alone"
+  docker secret rm vaultmesh_vault_master_key >/dev/null || fail "old key secret still in use"
+  echo "master key changed; the old key's secret is removed"
+}
+
 task_container() { # the running container of service $1
   docker ps -q --filter "label=com.docker.swarm.service.name=${STACK}_$1" | head -n1
 }
@@ -247,6 +289,8 @@ main() {
   watch_restart fleet-state "$killed"
   wait_until 180 "fleet view rebuilt after the restart" has_both_nodes
   nodes
+
+  change_master_key
 
   say "stopping nats-2: heartbeats must still be stored (2 of 3 replicas)"
   docker service scale -d "${STACK}_nats-2=0" >/dev/null

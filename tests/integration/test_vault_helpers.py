@@ -19,6 +19,7 @@ import orjson
 import pytest
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
+from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.errors import NotFoundError
 from nats.micro.service import ServiceVerb, control_subject
 
@@ -123,8 +124,12 @@ async def running_vault(
     """A started vault connected as the ``vault`` identity; stopped afterwards."""
     nc = await bus.connect(settings, "vault")
     metrics = ServiceMetrics("vault")
-    component = await build(nc, metrics, settings)
-    await component.start()
+    try:
+        component = await build(nc, metrics, settings)
+        await component.start()
+    except BaseException:
+        await bus.close(nc)
+        raise
     try:
         await answering(auth, subjects.SERVICE_VAULT)
         yield component, metrics, nc
@@ -188,7 +193,12 @@ async def audit_records(
 
 async def _scan_audit(js: Any, match: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
     try:
-        sub = await js.pull_subscribe(subjects.audit_of("vault"), stream=subjects.STREAM_AUDIT)
+        # No acks: an acking consumer stops at 1000 unacknowledged messages (max_ack_pending).
+        sub = await js.pull_subscribe(
+            subjects.audit_of("vault"),
+            stream=subjects.STREAM_AUDIT,
+            config=ConsumerConfig(ack_policy=AckPolicy.NONE),
+        )
     except (NatsError, NotFoundError):
         return []
     found = []
@@ -197,6 +207,9 @@ async def _scan_audit(js: Any, match: Callable[[dict[str, Any]], bool]) -> list[
             try:
                 batch = await sub.fetch(1000, timeout=0.5)
             except (NatsError, TimeoutError):
+                # A slow fetch on a busy machine is not the end of the stream.
+                if (await sub.consumer_info()).num_pending:
+                    continue
                 break
             for msg in batch:
                 record = orjson.loads(msg.data)

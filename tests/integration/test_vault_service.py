@@ -22,9 +22,10 @@ from tests.integration.test_vault_helpers import (  # noqa: F401 (fixtures)
     running_vault,
     vault_settings,
 )
-from vaultmesh.services.vault import kv_store
+from vaultmesh.services.vault import kv_store, masterkey
 from vaultmesh.services.vault.component import VaultComponent
 from vaultmesh.shared import bus, codec, subjects
+from vaultmesh.shared.config import ConfigError
 from vaultmesh.shared.errors import Conflict, Forbidden, NotFound, Unavailable
 from vaultmesh.shared.metrics import ServiceMetrics
 from vaultmesh.shared.models.audit import AuditRecord
@@ -376,6 +377,58 @@ async def test_restart_keeps_data(
             assert got["value"] == "v1"
             assert got["current_version"] == 2
             assert (await call(admin, "admin", "status"))["key_term"] == 2
+    finally:
+        if backend == "kv":
+            await drop_vault_bucket(auth_nats)
+
+
+async def test_changing_the_master_key_keeps_every_secret_and_key_hmac(
+    auth_nats: AuthNats,  # noqa: F811
+    data_dir: Path,
+    backend: str,
+    admin: Client,
+) -> None:
+    old_key = data_dir / "master.key"
+    settings = vault_settings(auth_nats, data_dir, vault_backend=backend)
+    new_key = data_dir / "master-2.key"
+    masterkey.write_new(new_key)
+    key = f"rekey/{backend}/db"
+    try:
+        async with running_vault(auth_nats, settings) as (component, _, _):
+            await call(admin, "admin", "set", {"key": key, "value": "v1"})
+            await call(admin, "admin", "rotate")
+            await call(admin, "admin", "set", {"key": key, "value": "v2"})
+            hmac_before = component.audit.key_hmac(key)
+            status = await call(admin, "admin", "status")
+            assert status["previous_master_key"] == {"configured": False, "resealed_terms": 0}
+
+        # The new key alone does not open what the old one sealed: a clear start error.
+        alone = settings.model_copy(update={"vault_master_key_file": new_key})
+        with pytest.raises(ConfigError, match="does not open key term 1"):
+            async with running_vault(auth_nats, alone):
+                pass
+
+        # New key + previous key: both terms are sealed again under the new key.
+        changing = alone.model_copy(update={"vault_previous_master_key_file": old_key})
+        async with running_vault(auth_nats, changing) as (component, _, _):
+            status = await call(admin, "admin", "status")
+            assert status["previous_master_key"] == {"configured": True, "resealed_terms": 2}
+            assert (await call(admin, "admin", "get", {"key": key, "version": 1}))["value"] == "v1"
+            assert component.audit.key_hmac(key) == hmac_before
+
+        # From now on the new key alone opens everything, and the old one nothing.
+        async with running_vault(auth_nats, alone) as (component, _, _):
+            assert (await call(admin, "admin", "get", {"key": key}))["value"] == "v2"
+            assert (await call(admin, "admin", "get", {"key": key, "version": 1}))["value"] == "v1"
+            await call(admin, "admin", "set", {"key": key, "value": "v3"})
+            assert component.audit.key_hmac(key) == hmac_before
+        found = await audit_records(
+            auth_nats, lambda r: r.get("key_hmac") == hmac_before and r["action"] == "get", 3
+        )
+        assert len(found) >= 3  # records before and after the change name the key alike
+        with pytest.raises(ConfigError, match="wrong master key"):
+            async with running_vault(auth_nats, settings):
+                pass
     finally:
         if backend == "kv":
             await drop_vault_bucket(auth_nats)

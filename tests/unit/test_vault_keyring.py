@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from vaultmesh.services.vault import masterkey
 from vaultmesh.services.vault.config import VaultSettings
 from vaultmesh.services.vault.errors import IntegrityError, KeyringError
-from vaultmesh.services.vault.keyring import Keyring, associated_data, audit_hmac_key
+from vaultmesh.services.vault.keyring import Keyring, associated_data
 from vaultmesh.shared.config import ConfigError
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -99,12 +100,57 @@ def _sealed_with(writer: Keyring, record: object) -> object:
     return writer.seal("k", 1, b"v")
 
 
-def test_audit_hmac_key_is_derived_not_the_master_key() -> None:
+def test_the_audit_hmac_key_comes_from_the_first_term_not_the_master_key() -> None:
     master = masterkey.generate()
-    derived = audit_hmac_key(master)
-    assert derived == audit_hmac_key(master)
-    assert derived != master
+    ring = _keyring(master, terms=3)
+    derived = ring.audit_key
     assert len(derived) == 32
+    assert derived != master
+    # Every reader of the same terms, in any order, derives the same key.
+    records = [ring.create(1, NOW)]  # a different term 1: a different key
+    other = Keyring(master)
+    other.load(records)
+    assert other.audit_key != derived
+    with pytest.raises(KeyringError, match="no key term"):
+        _ = Keyring(master).audit_key
+
+
+def test_a_previous_master_key_opens_old_terms_and_they_are_sealed_anew() -> None:
+    old_master, new_master = masterkey.generate(), masterkey.generate()
+    writer = Keyring(old_master)
+    records = [writer.create(term, NOW) for term in (1, 2)]
+    writer.load(records)
+    sealed = writer.seal("k", 1, b"secret", term=1)
+
+    rotated = Keyring(new_master, old_master)
+    resealed = rotated.load(records)
+    assert [r.old for r in resealed] == records
+    assert rotated.open("k", 1, sealed) == b"secret"
+    assert rotated.audit_key == writer.audit_key  # key-name HMACs survive the change
+    for pair in resealed:
+        assert pair.new.term == pair.old.term
+        assert pair.new.created == pair.old.created
+        assert pair.new.nonce != pair.old.nonce
+    # The re-sealed terms open with the new master key alone; the old one no longer does.
+    alone = Keyring(new_master)
+    assert alone.load([pair.new for pair in resealed]) == []
+    assert alone.open("k", 1, sealed) == b"secret"
+    with pytest.raises(KeyringError, match="wrong master key"):
+        Keyring(old_master).load([resealed[0].new])
+
+
+def test_terms_already_under_the_master_key_are_not_resealed() -> None:
+    old_master, new_master = masterkey.generate(), masterkey.generate()
+    mixed = [Keyring(new_master).create(1, NOW), Keyring(old_master).create(2, NOW)]
+    resealed = Keyring(new_master, old_master).load(mixed)
+    assert [pair.old.term for pair in resealed] == [2]
+
+
+def test_a_term_neither_key_opens_is_an_error_naming_both() -> None:
+    record = Keyring(masterkey.generate()).create(1, NOW)
+    ring = Keyring(masterkey.generate(), masterkey.generate())
+    with pytest.raises(KeyringError, match="neither the master key nor the previous"):
+        ring.load([record])
 
 
 def test_master_key_text_formats() -> None:
@@ -133,3 +179,18 @@ def test_no_master_key_is_a_clear_config_error() -> None:
     settings = VaultSettings(vault_secrets_dir="/nonexistent-vaultmesh-test")
     with pytest.raises(ConfigError, match="no master key"):
         masterkey.load(settings)
+
+
+def test_the_previous_master_key_is_optional_and_read_like_the_master_key(tmp_path: Path) -> None:
+    master, previous = masterkey.generate(), masterkey.generate()
+    assert masterkey.load_previous(VaultSettings(vault_secrets_dir=tmp_path), master) is None
+    from_env = VaultSettings(vault_previous_master_key=masterkey.encode(previous))
+    assert masterkey.load_previous(from_env, master) == previous
+    assert masterkey.encode(previous) not in repr(from_env)
+    (tmp_path / "vault_master_key_previous").write_text(masterkey.encode(previous))
+    from_secret = VaultSettings(vault_secrets_dir=tmp_path)
+    assert masterkey.load_previous(from_secret, master) == previous
+    with pytest.raises(ConfigError, match="PREVIOUS_MASTER_KEY: not a 256-bit key"):
+        masterkey.load_previous(VaultSettings(vault_previous_master_key="nope"), master)
+    # The master key itself as the previous one (the stack's default) is no previous key.
+    assert masterkey.load_previous(from_env, previous) is None

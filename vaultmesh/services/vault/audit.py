@@ -87,9 +87,9 @@ class AuditTrail:
     def __init__(
         self,
         nc: Client,
-        hmac_key: bytes,
         metrics: ServiceMetrics,
         *,
+        hmac_key: bytes | None = None,
         fail_closed: bool = False,
         timeout: float = 2.0,
         queue_size: int = 10_000,
@@ -130,10 +130,17 @@ class AuditTrail:
         """Records queued or in flight, not yet acknowledged."""
         return len(self._queue) + self._pipe.in_flight
 
+    def use_hmac_key(self, hmac_key: bytes) -> None:
+        """Set the key of ``key_hmac`` (the keyring's ``audit_key``, once it is loaded)."""
+        self._hmac_key = hmac_key
+        self._digests.clear()
+
     def key_hmac(self, key: str) -> str:
         """HMAC-SHA256 of a key name (hex), comparable across records, not reversible."""
         found = self._digests.get(key)
         if found is None:
+            if self._hmac_key is None:
+                raise RuntimeError("the audit HMAC key is not set (the vault is not open)")
             # Services read the same keys over and over: keep the last few thousand.
             if len(self._digests) >= _DIGESTS_KEPT:
                 self._digests.clear()

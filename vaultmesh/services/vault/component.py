@@ -50,7 +50,12 @@ class VaultComponent:
         try:
             await self.vault.open()
         except KeyringError as exc:
-            raise ConfigError(f"{masterkey.FILE_VAR} / {masterkey.ENV_VAR}: {exc}") from None
+            await self.vault.store.close()
+            sources = [masterkey.FILE_VAR, masterkey.ENV_VAR]
+            if self.vault.keyring.has_previous:
+                sources += [masterkey.PREVIOUS_FILE_VAR, masterkey.PREVIOUS_ENV_VAR]
+            raise ConfigError(f"{' / '.join(sources)}: {exc}") from None
+        self.audit.use_hmac_key(self.vault.keyring.audit_key)
         await self.audit.start()
         await self._endpoint.start()
         if self._handle_sighup:

@@ -28,6 +28,11 @@ class VaultSettings(ServiceSettings):
     vault_master_key: SecretStr | None = Field(default=None, repr=False)
     vault_master_key_secret: str = "vault_master_key"  # noqa: S105 (a file name)
     vault_secrets_dir: Path = Path("/run/secrets")
+    # The master key being replaced, while the key terms move over to the new one (same
+    # order of sources; the Docker secret is optional).
+    vault_previous_master_key_file: Path | None = None
+    vault_previous_master_key: SecretStr | None = Field(default=None, repr=False)
+    vault_previous_master_key_secret: str = "vault_master_key_previous"  # noqa: S105
     # YAML access policy; without one every request is denied.
     vault_acl_file: Path | None = None
     vault_max_versions: int = Field(default=10, ge=1, le=100)

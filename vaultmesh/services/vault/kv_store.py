@@ -157,6 +157,26 @@ class KvStore:
             return False
         return True
 
+    async def reseal_term(self, old: TermRecord, new: TermRecord) -> bool:
+        """Replace ``old.term``'s sealed key by ``new``'s if it is still ``old``'s
+        (compare-and-set on the term entry, so a concurrent reservation is kept)."""
+        key = f"{_TERM}{old.term}"
+        for _ in range(_CAS_RETRIES):
+            try:
+                entry = await _bus(self._bucket.get(key))
+            except KeyNotFoundError:
+                return False
+            doc = msgpack.unpackb(entry.value, raw=False)
+            if doc["key"] != old.sealed_key:
+                return False
+            doc["nonce"], doc["key"] = new.nonce, new.sealed_key
+            try:
+                await _bus(self._bucket.update(key, _pack(doc), last=entry.revision))
+            except KeyWrongLastSequenceError:
+                continue
+            return True
+        raise Unavailable("could not re-seal the key term: its entry is too contended")
+
     async def reserve(self, term: int, count: int) -> int:
         """Reserve ``count`` encryptions under ``term`` (compare-and-set on the term entry)."""
         key = f"{_TERM}{term}"

@@ -4,6 +4,11 @@ Sources, first found wins: ``VAULTMESH_VAULT_MASTER_KEY_FILE``, then
 ``VAULTMESH_VAULT_MASTER_KEY``, then the Docker secret
 ``<VAULTMESH_VAULT_SECRETS_DIR>/<VAULTMESH_VAULT_MASTER_KEY_SECRET>``
 (default ``/run/secrets/vault_master_key``). Errors name the source, never the content.
+
+Changing the master key: start the vault with the new key as the master key and
+the old one as the *previous* master key (``..._PREVIOUS_MASTER_KEY_FILE``,
+``..._PREVIOUS_MASTER_KEY``, or the Docker secret ``vault_master_key_previous``);
+the key terms it opens are sealed again under the new key (see ``Keyring.load``).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from vaultmesh.shared.files import create_private
 KEY_BYTES = 32
 FILE_VAR = "VAULTMESH_VAULT_MASTER_KEY_FILE"
 ENV_VAR = "VAULTMESH_VAULT_MASTER_KEY"
+PREVIOUS_FILE_VAR = "VAULTMESH_VAULT_PREVIOUS_MASTER_KEY_FILE"
+PREVIOUS_ENV_VAR = "VAULTMESH_VAULT_PREVIOUS_MASTER_KEY"
 
 
 def generate() -> bytes:
@@ -69,6 +76,21 @@ def load(settings: VaultSettings) -> bytes:
     raise ConfigError(
         f"no master key: set {FILE_VAR}, {ENV_VAR} or provide the Docker secret {secret}"
     )
+
+
+def load_previous(settings: VaultSettings, master: bytes) -> bytes | None:
+    """The previous master key, when one is configured and differs from ``master`` (the
+    stack mounts the master key itself there by default); ConfigError when unreadable."""
+    secret = settings.vault_secrets_dir / settings.vault_previous_master_key_secret
+    if settings.vault_previous_master_key_file is not None:
+        key = _read_file(settings.vault_previous_master_key_file, PREVIOUS_FILE_VAR)
+    elif settings.vault_previous_master_key is not None:
+        key = parse(settings.vault_previous_master_key.get_secret_value(), PREVIOUS_ENV_VAR)
+    elif secret.is_file():
+        key = _read_file(secret, f"Docker secret {secret}")
+    else:
+        return None
+    return None if secrets.compare_digest(key, master) else key
 
 
 def write_new(path: Path) -> None:

@@ -31,7 +31,7 @@ from vaultmesh.services.vault.audit import AuditEntry, AuditTrail
 from vaultmesh.services.vault.component import VaultComponent
 from vaultmesh.services.vault.config import VaultSettings
 from vaultmesh.services.vault.errors import AccessDenied
-from vaultmesh.services.vault.keyring import Keyring, audit_hmac_key
+from vaultmesh.services.vault.keyring import Keyring
 from vaultmesh.services.vault.kv_store import KvStore
 from vaultmesh.services.vault.models import (
     SEED_ENDPOINT,
@@ -315,8 +315,9 @@ async def build(
     """Wire the vault from its settings, a connection, metrics and a clock."""
     clock = clock or SystemClock()
     master = masterkey.load(settings)
-    keyring, hmac_key = Keyring(master), audit_hmac_key(master)
-    del master  # only the keyring's cipher objects keep it from here on
+    previous = masterkey.load_previous(settings, master)
+    keyring = Keyring(master, previous)
+    del master, previous  # only the keyring's cipher objects keep them from here on
     js = nc.jetstream()
     store = _store(settings, js)
     vault = Vault(
@@ -325,7 +326,6 @@ async def build(
     fail_closed = settings.vault_audit_fail_closed
     audit = AuditTrail(
         nc,
-        hmac_key,
         metrics,
         fail_closed=fail_closed,
         timeout=settings.vault_audit_timeout,

@@ -160,6 +160,18 @@ class SqliteStore:
 
         return await self._in_thread(lambda: self._transaction(insert))
 
+    async def reseal_term(self, old: TermRecord, new: TermRecord) -> bool:
+        """Replace ``old.term``'s sealed key by ``new``'s if it is still ``old``'s."""
+
+        def update(con: sqlite3.Connection) -> bool:
+            cursor = con.execute(
+                "UPDATE terms SET nonce = ?, sealed_key = ? WHERE term = ? AND sealed_key = ?",
+                (new.nonce, new.sealed_key, old.term, old.sealed_key),
+            )
+            return cursor.rowcount == 1
+
+        return await self._in_thread(lambda: self._transaction(update))
+
     async def reserve(self, term: int, count: int) -> int:
         """Reserve ``count`` encryptions under ``term``; the new total."""
 

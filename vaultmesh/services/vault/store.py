@@ -35,6 +35,11 @@ class Store(Protocol):
         """Store a new term; False when that term number already exists."""
         ...
 
+    async def reseal_term(self, old: TermRecord, new: TermRecord) -> bool:
+        """Replace the stored sealing of ``old.term`` by ``new``'s if it is still ``old``'s;
+        False when it is not (another replica re-sealed it first) or the term is gone."""
+        ...
+
     async def reserve(self, term: int, count: int) -> int:
         """Reserve ``count`` encryptions under ``term``; return the total reserved so far."""
         ...

@@ -74,10 +74,17 @@ class Vault:
         self._budget = Budget(store, limits.rotate_after)
         self._rotating = asyncio.Lock()
         self.rewrap = Rewrapper(store.stale_paths, self.rewrap_one, clock)
+        self.resealed_terms = 0  # terms moved from the previous master key to the master key
 
     async def open(self) -> None:
         """Load the keyring (starting term 1 on a new store) and resume any unfinished rewrap."""
-        self.keyring.load(await self.store.load_terms())
+        await self._load_terms()
+        if self.keyring.has_previous:
+            log.warning(
+                "a previous master key is configured; every key term is sealed by the master "
+                "key now, so the previous one can be removed from the configuration",
+                extra={"resealed_terms": self.resealed_terms},
+            )
         if self.keyring.active == 0:
             await self._add_term(1)
         if await self.store.stale_paths(self.keyring.active):
@@ -107,7 +114,7 @@ class Vault:
     async def _open(self, path: str, version: Version) -> bytes:
         if not self.keyring.knows(version.sealed.term):
             # Another replica rotated; pick up its new term.
-            self.keyring.load(await self.store.load_terms())
+            await self._load_terms()
         try:
             return self.keyring.open(path, version.number, version.sealed)
         except IntegrityError:
@@ -169,7 +176,7 @@ class Vault:
 
     async def _rotate_after(self, seen: int, reason: str = "limit") -> int:
         async with self._rotating:
-            self.keyring.load(await self.store.load_terms())
+            await self._load_terms()
             if self.keyring.active > seen:
                 return self.keyring.active  # someone rotated meanwhile
             term = await self._add_term(self.keyring.active + 1)
@@ -182,8 +189,17 @@ class Vault:
         if await self.store.add_term(record):
             self.keyring.load([record])
         else:
-            self.keyring.load(await self.store.load_terms())
+            await self._load_terms()
         return self.keyring.active
+
+    async def _load_terms(self) -> None:
+        """Load the stored terms; keep those the previous master key sealed re-sealed."""
+        for resealed in self.keyring.load(await self.store.load_terms()):
+            if await self.store.reseal_term(resealed.old, resealed.new):
+                self.resealed_terms += 1
+                log.info(
+                    "key term re-sealed under the new master key", extra={"term": resealed.old.term}
+                )
 
     async def rewrap_one(self, path: str, target: int) -> int:
         """Re-seal ``path``'s versions older than ``target``; return how many failed to open."""
@@ -229,6 +245,11 @@ class Vault:
             "backend": self.store.backend,
             "key_term": self.keyring.active,
             "key_terms": len(self.keyring.terms),
+            # Once started, every term is sealed by the master key: the previous one is unused.
+            "previous_master_key": {
+                "configured": self.keyring.has_previous,
+                "resealed_terms": self.resealed_terms,
+            },
             "secrets": await self.store.count(),
             "rewrap": self.rewrap.progress.as_dict(),
             "rotate_after_encryptions": self._limits.rotate_after,
