@@ -89,7 +89,6 @@ class AuditTrail:
         nc: Client,
         metrics: ServiceMetrics,
         *,
-        hmac_key: bytes | None = None,
         fail_closed: bool = False,
         timeout: float = 2.0,
         queue_size: int = 10_000,
@@ -98,7 +97,7 @@ class AuditTrail:
         self.fail_closed = fail_closed
         self._js = nc.jetstream()
         self._pipe: BatchPublisher[Queued] = BatchPublisher(nc, self._stored, self._failed, timeout)
-        self._hmac_key = hmac_key
+        self._hmac_key: bytes | None = None  # set by use_hmac_key once the keyring is open
         self._digests: dict[str, str] = {}
         self._subjects: dict[str, str] = {}
         self._timeout = timeout
