@@ -353,6 +353,51 @@ async def test_tail_follow_prints_new_entries(
         await proc.wait()
 
 
+async def test_a_long_poll_answers_when_a_matching_entry_is_written(
+    logger: tuple[LoggerService, ServiceMetrics], nc: Client
+) -> None:
+    service, _metrics = logger
+    await publish(nc, subjects.event("note", N1), {"body": "old"})
+    await wait_for_size(service, 1)
+    body = {"kind": "note", "order": "oldest", "after_seq": 0, "wait_s": 30}
+    # The request times out long before the poll's 30 s: only a written entry answers it.
+    waiting = asyncio.create_task(bus.request(nc, subjects.logs_api("view"), body, timeout=15))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    await publish(nc, subjects.audit("vault", "get"), {"n": "not a note"})  # no match: keep waiting
+    await wait_for_size(service, 2)
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    await publish(nc, subjects.event("note", N1), {"body": "new"})
+    reply = await waiting
+    assert [entry["payload"]["body"] for entry in reply["entries"]] == ["new"]
+    assert reply["size"] == 3
+
+
+async def test_a_long_poll_with_nothing_new_answers_empty_after_its_wait(
+    logger: tuple[LoggerService, ServiceMetrics], nc: Client
+) -> None:
+    service, _metrics = logger
+    await publish(nc, subjects.event("note", N1), {"body": "only"})
+    await wait_for_size(service, 1)
+    reply = await ask(nc, "view", {"after_seq": 0, "wait_s": 0.5})
+    assert reply == {"entries": [], "size": 1}
+    # Without a cursor there is nothing to wait for: the answer is immediate.
+    assert len((await ask(nc, "view", {"wait_s": 30}))["entries"]) == 1
+
+
+async def test_stopping_the_logger_answers_long_polls_at_once(
+    logger: tuple[LoggerService, ServiceMetrics], nc: Client
+) -> None:
+    service, _metrics = logger
+    body = {"after_seq": -1, "wait_s": 30}
+    waiting = asyncio.create_task(bus.request(nc, subjects.logs_api("view"), body, timeout=15))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    await service.stop()
+    assert (await waiting)["entries"] == []
+
+
 async def test_a_recreated_stream_is_noted_and_read_from_its_start(
     logger: tuple[LoggerService, ServiceMetrics], nc: Client, data_dir: Path
 ) -> None:

@@ -30,6 +30,7 @@ from vaultmesh.shared.errors import Unavailable, VaultMeshError
 
 _SEVERITIES = ["debug", "info", "notice", "warning", "error", "critical"]
 _TAIL_PAGE = 1000
+_FOLLOW_WAIT_S = 20.0  # the longest the logger holds one follow request
 _RELATIVE_ARG = re.compile(r"^-\d+[smhdw]?$|^-\d*\.\d+$")
 
 
@@ -48,7 +49,12 @@ def register(sub: Any) -> None:
     _filters(tail)
     tail.add_argument("-n", "--limit", type=int, default=10, help="entries to show first")
     tail.add_argument("-f", "--follow", action="store_true", help="keep printing new entries")
-    tail.add_argument("--interval", type=float, default=1.0, help="poll interval for -f (s)")
+    tail.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        help="-f: pause before retrying an unavailable logger (s)",
+    )
     tail.set_defaults(func=_run(_tail))
 
     stats = commands.add_parser("stats", help="counts per node, kind and severity")
@@ -166,12 +172,21 @@ async def _tail(nc: Client, args: argparse.Namespace) -> int:
     _print(list(reversed(reply["entries"])), args.json)
     cursor = int(reply["size"]) - 1
     while args.follow:
-        await asyncio.sleep(args.interval)
-        body = {**_filter_body(args), "order": "oldest", "after_seq": cursor, "limit": _TAIL_PAGE}
+        # A long poll: the logger answers as soon as a matching entry is written.
+        body = {
+            **_filter_body(args),
+            "order": "oldest",
+            "after_seq": cursor,
+            "limit": _TAIL_PAGE,
+            "wait_s": _FOLLOW_WAIT_S,
+        }
         try:
-            reply = await _ask(nc, args, "view", body)
+            reply = await bus.request(
+                nc, subjects.logs_api("view"), body, timeout=args.timeout + _FOLLOW_WAIT_S
+            )
         except Unavailable as exc:  # the logger restarting: keep following
             print(f"vaultmesh logs: {exc.message}; retrying", file=sys.stderr)
+            await asyncio.sleep(args.interval)
             continue
         entries = reply["entries"]
         _print(entries, args.json)

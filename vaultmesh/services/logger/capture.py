@@ -63,6 +63,9 @@ class Capture:
         self._fresh: set[str] = set()
         self._writer: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        # Set (and replaced) after every commit: what long-polling queries wait on.
+        self._committed = asyncio.Event()
+        self.closing = False
         self._next_checkpoint = time.monotonic() + checkpoint_interval
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -74,6 +77,19 @@ class Capture:
         for feed in self._feeds.values():
             await self._anchor(feed)
         self._writer = asyncio.create_task(self._write_loop())
+
+    def next_commit(self) -> asyncio.Event:
+        """An event set by the next commit (take it before reading the log, then wait)."""
+        return self._committed
+
+    def release_waiters(self) -> None:
+        """Answer every long-polling query now (the service is stopping)."""
+        self.closing = True
+        self._announce()
+
+    def _announce(self) -> None:
+        committed, self._committed = self._committed, asyncio.Event()
+        committed.set()
 
     async def stop(self) -> None:
         """Stop fetching, write what was fetched, sign a last checkpoint (idempotent)."""
@@ -173,6 +189,8 @@ class Capture:
         except NatsError as exc:  # written but not acked: redelivered later, then skipped
             log.warning("ack failed", extra={"error": type(exc).__name__})
         self._metrics.record(plan, self.log.size)
+        if plan.accept:
+            self._announce()
         for stream in plan.reanchor:
             log.warning("delivery gap; re-anchoring", extra={"stream": stream})
             self._metrics.reanchors.labels(self._metrics.service, stream).inc()

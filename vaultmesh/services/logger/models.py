@@ -10,6 +10,7 @@ from vaultmesh.services.logger import timespec
 from vaultmesh.shared import subjects
 from vaultmesh.shared.models.common import Severity, StrictModel
 
+MAX_WAIT_S = 30.0
 MAX_LIMIT = 10_000
 
 
@@ -45,6 +46,9 @@ class ViewRequest(EntryFilter):
     # Cursors: only entries with seq > after_seq and seq < before_seq.
     after_seq: Annotated[int, Field(ge=-1)] | None = None
     before_seq: Seq | None = None
+    # A long poll (with after_seq): when nothing matches yet, answer as soon as a matching
+    # entry is written, or with none after this many seconds.
+    wait_s: Annotated[float, Field(ge=0, le=MAX_WAIT_S)] = 0.0
 
 
 class StatsRequest(EntryFilter):

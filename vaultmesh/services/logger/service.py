@@ -8,7 +8,9 @@ thread (never blocking the writer), encode.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -83,14 +85,23 @@ class LogsApi:
         ]
 
     async def view(self, call: Call) -> EntryList:
-        """Entries matching the filters."""
+        """Entries matching the filters; with ``after_seq`` and ``wait_s``, a long poll."""
         req: ViewRequest = call.payload
-        flt = make_filter(
-            req, self._clock.now(), after_seq=req.after_seq, before_seq=req.before_seq
-        )
-        snap = self._log.snapshot()
-        entries = await asyncio.to_thread(query.view, snap, flt, req.limit, req.order == "newest")
-        return EntryList(entries=entries, size=snap.size)
+        wait = req.wait_s if req.after_seq is not None else 0.0
+        deadline = time.monotonic() + wait
+        while True:
+            committed = self._capture.next_commit()
+            flt = make_filter(
+                req, self._clock.now(), after_seq=req.after_seq, before_seq=req.before_seq
+            )
+            snap = self._log.snapshot()
+            newest = req.order == "newest"
+            entries = await asyncio.to_thread(query.view, snap, flt, req.limit, newest)
+            left = deadline - time.monotonic()
+            if entries or left <= 0 or self._capture.closing:
+                return EntryList(entries=entries, size=snap.size)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(committed.wait(), left)
 
     async def stats(self, call: Call) -> Stats:
         """Counts per node, kind and severity over a window."""
@@ -156,6 +167,7 @@ class LoggerService:
 
     async def stop(self) -> None:
         """Stop answering, write what was fetched, sign a last checkpoint, close."""
+        self._capture.release_waiters()
         await self._micro.stop()
         await self._capture.stop()
         self._capture.log.close()
