@@ -353,17 +353,28 @@ async def test_tail_follow_prints_new_entries(
         await proc.wait()
 
 
-async def test_a_long_poll_answers_when_a_matching_entry_is_written(
-    logger: tuple[LoggerService, ServiceMetrics], nc: Client
-) -> None:
+async def one_note(logger: tuple[LoggerService, ServiceMetrics], nc: Client) -> LoggerService:
+    """The logger once it holds one note."""
     service, _metrics = logger
-    await publish(nc, subjects.event("note", N1), {"body": "old"})
+    await publish(nc, subjects.event("note", N1), {"body": "first"})
     await wait_for_size(service, 1)
-    body = {"kind": "note", "order": "oldest", "after_seq": 0, "wait_s": 30}
-    # The request times out long before the poll's 30 s: only a written entry answers it.
+    return service
+
+
+async def long_poll(nc: Client, body: dict[str, Any]) -> asyncio.Task[Any]:
+    """A ``logs.view`` long poll left waiting. Its request times out long before the
+    poll's own wait: only a written entry (or the logger stopping) answers it in time."""
     waiting = asyncio.create_task(bus.request(nc, subjects.logs_api("view"), body, timeout=15))
     await asyncio.sleep(0.3)
     assert not waiting.done()
+    return waiting
+
+
+async def test_a_long_poll_answers_when_a_matching_entry_is_written(
+    logger: tuple[LoggerService, ServiceMetrics], nc: Client
+) -> None:
+    service = await one_note(logger, nc)
+    waiting = await long_poll(nc, {"kind": "note", "order": "oldest", "after_seq": 0, "wait_s": 30})
     await publish(nc, subjects.audit("vault", "get"), {"n": "not a note"})  # no match: keep waiting
     await wait_for_size(service, 2)
     await asyncio.sleep(0.3)
@@ -377,9 +388,7 @@ async def test_a_long_poll_answers_when_a_matching_entry_is_written(
 async def test_a_long_poll_with_nothing_new_answers_empty_after_its_wait(
     logger: tuple[LoggerService, ServiceMetrics], nc: Client
 ) -> None:
-    service, _metrics = logger
-    await publish(nc, subjects.event("note", N1), {"body": "only"})
-    await wait_for_size(service, 1)
+    await one_note(logger, nc)
     reply = await ask(nc, "view", {"after_seq": 0, "wait_s": 0.5})
     assert reply == {"entries": [], "size": 1}
     # Without a cursor there is nothing to wait for: the answer is immediate.
@@ -390,10 +399,7 @@ async def test_stopping_the_logger_answers_long_polls_at_once(
     logger: tuple[LoggerService, ServiceMetrics], nc: Client
 ) -> None:
     service, _metrics = logger
-    body = {"after_seq": -1, "wait_s": 30}
-    waiting = asyncio.create_task(bus.request(nc, subjects.logs_api("view"), body, timeout=15))
-    await asyncio.sleep(0.3)
-    assert not waiting.done()
+    waiting = await long_poll(nc, {"after_seq": -1, "wait_s": 30})
     await service.stop()
     assert (await waiting)["entries"] == []
 
