@@ -127,8 +127,13 @@ async def _with_bus(command: Any, args: argparse.Namespace) -> int:
         await bus.close(nc)
 
 
-async def _ask(nc: Client, args: argparse.Namespace, op: str, body: dict[str, Any]) -> Any:
-    return await bus.request(nc, subjects.logs_api(op), body, timeout=args.timeout)
+async def _ask(
+    nc: Client, args: argparse.Namespace, op: str, body: dict[str, Any], wait_s: float = 0.0
+) -> Any:
+    """One ``logs.<op>`` request; ``wait_s`` makes a ``view`` a long poll of that length."""
+    if wait_s:
+        body = {**body, "wait_s": wait_s}
+    return await bus.request(nc, subjects.logs_api(op), body, timeout=args.timeout + wait_s)
 
 
 def _summary(entry: dict[str, Any]) -> str:
@@ -172,18 +177,10 @@ async def _tail(nc: Client, args: argparse.Namespace) -> int:
     _print(list(reversed(reply["entries"])), args.json)
     cursor = int(reply["size"]) - 1
     while args.follow:
-        # A long poll: the logger answers as soon as a matching entry is written.
-        body = {
-            **_filter_body(args),
-            "order": "oldest",
-            "after_seq": cursor,
-            "limit": _TAIL_PAGE,
-            "wait_s": _FOLLOW_WAIT_S,
-        }
+        body = {**_filter_body(args), "order": "oldest", "after_seq": cursor, "limit": _TAIL_PAGE}
         try:
-            reply = await bus.request(
-                nc, subjects.logs_api("view"), body, timeout=args.timeout + _FOLLOW_WAIT_S
-            )
+            # A long poll: the logger answers as soon as a matching entry is written.
+            reply = await _ask(nc, args, "view", body, wait_s=_FOLLOW_WAIT_S)
         except Unavailable as exc:  # the logger restarting: keep following
             print(f"vaultmesh logs: {exc.message}; retrying", file=sys.stderr)
             await asyncio.sleep(args.interval)

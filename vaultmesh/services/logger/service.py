@@ -89,13 +89,13 @@ class LogsApi:
         req: ViewRequest = call.payload
         wait = req.wait_s if req.after_seq is not None else 0.0
         deadline = time.monotonic() + wait
+        newest = req.order == "newest"
         while True:
             committed = self._capture.next_commit()
             flt = make_filter(
                 req, self._clock.now(), after_seq=req.after_seq, before_seq=req.before_seq
             )
             snap = self._log.snapshot()
-            newest = req.order == "newest"
             entries = await asyncio.to_thread(query.view, snap, flt, req.limit, newest)
             left = deadline - time.monotonic()
             if entries or left <= 0 or self._capture.closing:

@@ -18,6 +18,8 @@ import binascii
 import secrets
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from vaultmesh.services.vault.config import VaultSettings
 from vaultmesh.shared.config import ConfigError
 from vaultmesh.shared.files import create_private
@@ -64,33 +66,45 @@ def _read_file(path: Path, source: str) -> bytes:
         raise ConfigError(f"{source}: cannot read the master key file {path}") from None
 
 
-def load(settings: VaultSettings) -> bytes:
-    """The master key from the first configured source; ConfigError when there is none."""
-    if settings.vault_master_key_file is not None:
-        return _read_file(settings.vault_master_key_file, FILE_VAR)
-    if settings.vault_master_key is not None:
-        return parse(settings.vault_master_key.get_secret_value(), ENV_VAR)
-    secret = settings.vault_secrets_dir / settings.vault_master_key_secret
+def _first_source(
+    file: Path | None, value: SecretStr | None, secret: Path, file_var: str, env_var: str
+) -> bytes | None:
+    """The key from a file, else the variable's value, else the Docker secret; None if none."""
+    if file is not None:
+        return _read_file(file, file_var)
+    if value is not None:
+        return parse(value.get_secret_value(), env_var)
     if secret.is_file():
         return _read_file(secret, f"Docker secret {secret}")
-    raise ConfigError(
-        f"no master key: set {FILE_VAR}, {ENV_VAR} or provide the Docker secret {secret}"
+    return None
+
+
+def load(settings: VaultSettings) -> bytes:
+    """The master key from the first configured source; ConfigError when there is none."""
+    secret = settings.vault_secrets_dir / settings.vault_master_key_secret
+    key = _first_source(
+        settings.vault_master_key_file, settings.vault_master_key, secret, FILE_VAR, ENV_VAR
     )
+    if key is None:
+        raise ConfigError(
+            f"no master key: set {FILE_VAR}, {ENV_VAR} or provide the Docker secret {secret}"
+        )
+    return key
 
 
 def load_previous(settings: VaultSettings, master: bytes) -> bytes | None:
     """The previous master key, when one is configured and differs from ``master`` (the
     stack mounts the master key itself there by default); ConfigError when unreadable."""
-    secret = settings.vault_secrets_dir / settings.vault_previous_master_key_secret
-    if settings.vault_previous_master_key_file is not None:
-        key = _read_file(settings.vault_previous_master_key_file, PREVIOUS_FILE_VAR)
-    elif settings.vault_previous_master_key is not None:
-        key = parse(settings.vault_previous_master_key.get_secret_value(), PREVIOUS_ENV_VAR)
-    elif secret.is_file():
-        key = _read_file(secret, f"Docker secret {secret}")
-    else:
+    key = _first_source(
+        settings.vault_previous_master_key_file,
+        settings.vault_previous_master_key,
+        settings.vault_secrets_dir / settings.vault_previous_master_key_secret,
+        PREVIOUS_FILE_VAR,
+        PREVIOUS_ENV_VAR,
+    )
+    if key is None or secrets.compare_digest(key, master):
         return None
-    return None if secrets.compare_digest(key, master) else key
+    return key
 
 
 def write_new(path: Path) -> None:
