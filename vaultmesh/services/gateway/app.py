@@ -15,7 +15,6 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from nats.aio.client import Client
 from pydantic.json_schema import models_json_schema
-from starlette.types import Receive, Scope, Send
 
 from vaultmesh import __version__
 from vaultmesh.services.gateway import api, ingest, login, ops, sse
@@ -44,20 +43,6 @@ SECURITY_SCHEMES = {
 }
 
 
-class GatewayApp(FastAPI):
-    """FastAPI with the heartbeat hot path served ahead of the middleware stack."""
-
-    fast_heartbeat: ingest.HeartbeatFastPath | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Route heartbeat posts to the fast path, everything else to FastAPI."""
-        fast = self.fast_heartbeat
-        if fast is not None and fast.matches(scope):
-            await fast(self.state, scope, receive, send)
-            return
-        await super().__call__(scope, receive, send)
-
-
 def create_app(
     settings: GatewaySettings,
     *,
@@ -68,7 +53,7 @@ def create_app(
     """Build the gateway app (raises ConfigError for bad tokens or keys)."""
     gateway_metrics = GatewayMetrics(metrics or ServiceMetrics(SERVICE))
     auth = Authenticator.from_settings(settings, clock)
-    app = GatewayApp(
+    app = FastAPI(
         title="VaultMesh gateway",
         version=__version__,
         description="The one HTTP door of VaultMesh Swarm: agent ingest, admin API, live events.",
@@ -90,7 +75,6 @@ def create_app(
     install_error_handlers(app, gateway_metrics.base)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, metrics=gateway_metrics.base)
     app.add_middleware(RequestMetrics, metrics=gateway_metrics.base)
-    app.fast_heartbeat = ingest.HeartbeatFastPath(settings.max_body_bytes)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

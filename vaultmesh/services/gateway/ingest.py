@@ -4,24 +4,25 @@ The answer is ``200 {"status": "ok"}`` only after the HEARTBEATS stream
 acknowledged the heartbeat, so a 200 means it is durable. Unknown fields are
 ignored (the Heartbeat model's policy) and not forwarded.
 
-This is the one hot path (every node, every interval), so ``HeartbeatFastPath``
-serves it as plain ASGI before the framework's routing and middleware (see
-``GatewayApp`` in app.py): same checks, errors and metrics as the FastAPI
-route below, which documents it in OpenAPI.
+This is the one hot path (every node, every interval): the gateway's HTTP
+protocol (frontdoor.py) reads plain heartbeat posts itself and answers them
+through ``HeartbeatIngest``, without the framework; the FastAPI route below
+serves the rest (chunked bodies, ``Expect: 100-continue``, a query string) and
+documents the endpoint in OpenAPI.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 from starlette.datastructures import Headers
-from starlette.types import Receive, Scope, Send
 
 from vaultmesh.services.gateway.auth import Authenticator, authenticator
 from vaultmesh.services.gateway.bodies import json_body_spec, parse_model, to_json
@@ -34,7 +35,6 @@ from vaultmesh.shared.models.heartbeat import Heartbeat
 PATH = "/api/agent/heartbeat"
 _ENDPOINT = f"POST {PATH}"
 _OK = b'{"status":"ok"}'
-_JSON = (b"content-type", b"application/json")
 _INTERNAL = b'{"error":"internal error; see the gateway log"}'
 log = logging.getLogger(__name__)
 
@@ -72,66 +72,48 @@ async def heartbeat(request: Request) -> Response:
     return Response(_OK, media_type="application/json")
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole body (None if the client left); PayloadTooLarge past ``limit``."""
-    chunks, size, more = [], 0, True
-    while more:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body is larger than the limit of {limit} bytes")
-        chunks.append(chunk)
-        more = message.get("more_body", False)
-    return b"".join(chunks)
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A whole HTTP answer: status, JSON body, and any extra headers."""
+
+    status: int
+    body: bytes
+    headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
-class HeartbeatFastPath:
-    """Serves ``POST /api/agent/heartbeat`` as plain ASGI, ahead of the framework."""
+_STORED = Reply(200, _OK)
+_FAILED = Reply(500, _INTERNAL)
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
 
-    @staticmethod
-    def matches(scope: Scope) -> bool:
-        """Whether ``scope`` is a heartbeat post."""
-        return bool(scope["type"] == "http" and scope["path"] == PATH and scope["method"] == "POST")
+class HeartbeatIngest:
+    """Answers heartbeat posts whose body has already been read (see frontdoor.py).
 
-    async def __call__(self, app_state: Any, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer one heartbeat post (``app_state`` is the app's ``state``)."""
+    Same checks, errors and metrics as the FastAPI route above; it never raises.
+    """
+
+    def __init__(self, auth: Authenticator, state: GatewayState) -> None:
+        self.auth = auth
+        self.state = state
+
+    async def answer(self, headers: Headers, body: bytes) -> Reply:
+        """Check the token, validate, publish, and say how it went."""
         started = time.perf_counter()
-        state: GatewayState = app_state.gateway
         try:
-            status, body, headers = await self._serve(app_state.auth, state, scope, receive)
-        except Exception:
-            # The framework's error middleware is not in front of this path.
-            log.exception("heartbeat ingest failed")
-            status, body, headers = 500, _INTERNAL, [_JSON]
-        headers.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-        state.metrics.count_request(_ENDPOINT, status, time.perf_counter() - started)
-
-    async def _serve(
-        self, auth: Authenticator, state: GatewayState, scope: Scope, receive: Receive
-    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-        headers = Headers(scope=scope)
-        try:
-            auth.check_agent(headers)
-            declared = headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > self.limit:
-                raise PayloadTooLarge(f"body is larger than the limit of {self.limit} bytes")
-            body = await _read_body(receive, self.limit)
-            if body is None:
-                return 400, b"", []
-            await accept_heartbeat(state, headers, body)
+            self.auth.check_agent(headers)
+            await accept_heartbeat(self.state, headers, body)
+            reply = _STORED
         except VaultMeshError as exc:
-            status, extra = error_status(exc)
+            reply = self._refused(exc)
+        except Exception:
+            log.exception("heartbeat ingest failed")
+            reply = _FAILED
+        self.state.metrics.count_request(_ENDPOINT, reply.status, time.perf_counter() - started)
+        return reply
+
+    def _refused(self, exc: VaultMeshError) -> Reply:
+        status, extra = error_status(exc)
+        if status < 500:
             source = "http" if isinstance(exc, PayloadTooLarge) else PATH
-            if status < 500:
-                state.metrics.count_bad_input(source, exc.code)
-            payload = orjson.dumps({"error": exc.message})
-            return status, payload, [_JSON, *((k.encode(), v.encode()) for k, v in extra.items())]
-        return 200, _OK, [_JSON]
+            self.state.metrics.count_bad_input(source, exc.code)
+        headers = tuple((name.encode(), value.encode()) for name, value in extra.items())
+        return Reply(status, orjson.dumps({"error": exc.message}), headers)

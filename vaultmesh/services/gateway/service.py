@@ -20,6 +20,8 @@ from nats.aio.client import Client
 
 from vaultmesh.services.gateway.app import create_app
 from vaultmesh.services.gateway.config import GatewaySettings
+from vaultmesh.services.gateway.frontdoor import front_door
+from vaultmesh.services.gateway.ingest import HeartbeatIngest
 from vaultmesh.services.gateway.state import GatewayState
 from vaultmesh.shared.config import ConfigError
 from vaultmesh.shared.errors import Unavailable
@@ -61,8 +63,12 @@ class HttpServer:
     def __init__(self, app: FastAPI, sock: socket.socket, grace_s: float) -> None:
         self._app = app
         self._sock = sock
+        state: GatewayState = app.state.gateway
+        ingest = HeartbeatIngest(app.state.auth, state)
         config = uvicorn.Config(
             app,
+            # Plain heartbeat posts are answered by the protocol itself (frontdoor.py).
+            http=front_door(ingest, state.settings.max_body_bytes),
             lifespan="on",
             access_log=False,
             log_config=None,

@@ -1,0 +1,113 @@
+"""What the gateway's front door serves itself (``frame``), and how it answers (``encode``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from vaultmesh.services.gateway.frontdoor import (
+    MAX_HEAD_BYTES,
+    MORE,
+    OTHER,
+    Heartbeat,
+    encode,
+    frame,
+)
+from vaultmesh.services.gateway.ingest import Reply
+
+BODY = b'{"node_id":"n"}'
+LIMIT = 1024
+
+
+def post(*headers: str, body: bytes = BODY, target: str = "/api/agent/heartbeat") -> bytes:
+    """A heartbeat post with ``headers`` (Content-Length is not added for you)."""
+    head = "\r\n".join((f"POST {target} HTTP/1.1", "Host: gw", *headers))
+    return head.encode() + b"\r\n\r\n" + body
+
+
+def plain(*headers: str, body: bytes = BODY) -> bytes:
+    """A plain heartbeat post: one Content-Length and ``headers``."""
+    return post(f"Content-Length: {len(body)}", *headers, body=body)
+
+
+def test_a_plain_post_is_served_with_its_headers_body_and_size() -> None:
+    request = plain("X-Host-Token: t0k3n", "Content-Type: application/json")
+    got = frame(request + b"GET / HTTP/1.1\r\n", LIMIT)
+    assert isinstance(got, Heartbeat)
+    assert got.body == BODY
+    assert got.size == len(request)
+    assert got.keep_alive
+    assert got.headers["x-host-token"] == "t0k3n"
+    assert got.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "keep_alive"),
+    [
+        (plain("Connection: close"), False),
+        (plain().replace(b"HTTP/1.1", b"HTTP/1.0"), False),
+        (plain("Connection: keep-alive").replace(b"HTTP/1.1", b"HTTP/1.0"), True),
+    ],
+)
+def test_keep_alive_follows_the_request(request_bytes: bytes, keep_alive: bool) -> None:
+    got = frame(request_bytes, LIMIT)
+    assert isinstance(got, Heartbeat)
+    assert got.keep_alive is keep_alive
+
+
+def test_every_prefix_of_a_plain_post_asks_for_more() -> None:
+    request = plain("X-Host-Token: t")
+    for cut in range(1, len(request)):
+        assert frame(request[:cut], LIMIT) is MORE, cut
+    assert isinstance(frame(request, LIMIT), Heartbeat)
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /healthz HTTP/1.1\r\n\r\n",
+        b"POST /api/events HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}",
+        b"POST /api/agent/heartbeats HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}",
+        plain().replace(b"heartbeat HTTP", b"heartbeat?x=1 HTTP"),
+        b"post /api/agent/heartbeat HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}",
+        post("Transfer-Encoding: chunked", body=b"2\r\n{}\r\n0\r\n\r\n"),
+        post("Content-Length: 15", "Transfer-Encoding: chunked"),
+        post("Content-Length: 15", "Content-Length: 15"),
+        post("Content-Length: +15"),
+        post("Content-Length: 0x0f"),
+        post(),  # no length: no body as far as HTTP goes
+        post("Content-Length: 0", body=b""),
+        plain("Expect: 100-continue"),
+        plain("Upgrade: websocket", "Connection: Upgrade"),
+        post(f"Content-Length: {LIMIT + 1}", body=b"x" * (LIMIT + 1)),
+        plain().replace(b"\r\n", b"\n"),  # bare line feeds: uvicorn's parser decides
+        plain("Bad Header: x"),
+        b"POST /api/agent/heartbeat HTTP/1.1\r\n" + b"X: " + b"y" * MAX_HEAD_BYTES,
+    ],
+)
+def test_anything_but_a_plain_post_is_left_to_uvicorn(request_bytes: bytes) -> None:
+    assert frame(request_bytes, LIMIT) is OTHER
+
+
+def test_a_body_longer_than_its_length_leaves_the_rest_as_the_next_request() -> None:
+    request = post("Content-Length: 4", body=b"abcdGET / HTTP/1.1\r\n\r\n")
+    got = frame(request, LIMIT)
+    assert isinstance(got, Heartbeat)
+    assert got.body == b"abcd"
+    assert frame(request[got.size :], LIMIT) is OTHER
+
+
+def test_an_answer_is_one_http_response() -> None:
+    reply = Reply(401, b'{"error":"no"}', ((b"www-authenticate", b"Bearer"),))
+    wire = encode(reply, [(b"date", b"Sun, 22 Nov 2026 13:00:00 GMT")], keep_alive=False)
+    head, _, body = wire.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"HTTP/1.1 401 Unauthorized"
+    assert set(lines[1:]) == {
+        b"date: Sun, 22 Nov 2026 13:00:00 GMT",
+        b"www-authenticate: Bearer",
+        b"content-type: application/json",
+        b"content-length: 14",
+        b"connection: close",
+    }
+    assert body == b'{"error":"no"}'
+    assert b"connection" not in encode(Reply(200, b"{}"), [], keep_alive=True)

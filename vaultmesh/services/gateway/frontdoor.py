@@ -1,0 +1,357 @@
+"""The gateway's HTTP protocol: plain heartbeat posts answered here, everything else by uvicorn.
+
+Heartbeat ingest is the gateway's hot path: every node posts one per interval.
+Through ASGI each post pays for a request task, a scope, receive and send
+messages and two socket writes before any gateway code runs, and that was most
+of the gateway's CPU per heartbeat. This protocol, given to uvicorn as its
+``http`` class, reads a connection's requests itself for as long as they are
+*plain* heartbeat posts:
+
+    POST /api/agent/heartbeat HTTP/1.x, exactly one Content-Length (1 byte up to
+    the body limit), no Transfer-Encoding, no Expect, no Upgrade
+
+and answers each through ``HeartbeatIngest`` with one write. The first request
+that is anything else (a page, an API call, a chunked or oversized heartbeat,
+bytes that do not parse) is handed over with the rest of the connection, byte
+for byte from that request's first byte, to uvicorn's own httptools protocol,
+which serves it through FastAPI as before: one HTTP implementation for
+everything but the hot path, and the same answers either way.
+
+Framing is httptools' decision, not a hand-written one: each request's head is
+parsed by a fresh httptools parser, and a request is served here only when that
+parser ends the message exactly at head + Content-Length bytes. Requests on one
+connection are answered in order, one at a time; pipelined ones wait in the
+buffer, and reading pauses when too many pile up. A connection idle for
+uvicorn's keep-alive timeout is closed, and at shutdown a connection closes
+once its current answer is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any, ClassVar, cast
+
+import httptools
+from starlette.datastructures import Headers
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from vaultmesh.services.gateway.ingest import PATH, HeartbeatIngest, Reply
+
+log = logging.getLogger(__name__)
+
+_START = f"POST {PATH} HTTP/1.".encode()
+_HEAD_END = b"\r\n\r\n"
+MAX_HEAD_BYTES = 16 * 1024  # a longer head goes to uvicorn, which applies its own limits
+PAUSE_READING_AT = 256 * 1024  # buffered (pipelined) bytes at which reading pauses
+_NOT_PLAIN = frozenset({b"transfer-encoding", b"expect", b"upgrade"})
+_JSON = b"content-type: application/json\r\n"
+_CLOSE = b"connection: close\r\n"
+# HttpParserUpgrade is not an HttpParserError.
+_PARSE_ERRORS = (httptools.HttpParserError, httptools.HttpParserUpgrade)
+
+
+class _Parsed:
+    """httptools callbacks for one request: its headers and body, and how far it got."""
+
+    __slots__ = ("begun", "body", "complete", "headers", "headers_done", "lengths", "plain")
+
+    def __init__(self) -> None:
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] = []
+        self.lengths: list[bytes] = []
+        self.plain = True
+        self.begun = 0
+        self.headers_done = False
+        self.complete = False
+
+    def on_message_begin(self) -> None:
+        self.begun += 1
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        if name == b"content-length":
+            self.lengths.append(value)
+        elif name in _NOT_PLAIN:
+            self.plain = False
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self.headers_done = True
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """One plain heartbeat post, read whole: what it says and how many bytes it took."""
+
+    headers: Headers
+    body: bytes
+    keep_alive: bool
+    size: int
+
+
+class _Verdict:
+    """What the buffer holds when it is not (yet) a plain heartbeat post."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+MORE = _Verdict("MORE")  # the start of a plain heartbeat post: wait for more bytes
+OTHER = _Verdict("OTHER")  # anything else: uvicorn's turn
+
+
+def frame(buf: bytes | bytearray, body_limit: int) -> Heartbeat | _Verdict:
+    """The plain heartbeat post at the start of ``buf``, or MORE, or OTHER."""
+    if not buf.startswith(_START):
+        return MORE if len(buf) < len(_START) and _START.startswith(buf) else OTHER
+    end = buf.find(_HEAD_END)
+    head_size = len(buf) if end < 0 else end + len(_HEAD_END)
+    if buf.count(b"\n", 0, head_size) != buf.count(b"\r\n", 0, head_size):
+        return OTHER  # a bare line feed: where the head ends is uvicorn's parser's call
+    if end < 0:
+        return MORE if len(buf) <= MAX_HEAD_BYTES else OTHER
+    parsed = _Parsed()
+    parser = httptools.HttpRequestParser(parsed)
+    try:
+        parser.feed_data(bytes(buf[:head_size]))
+    except _PARSE_ERRORS:
+        return OTHER
+    if not (parsed.headers_done and parsed.plain and parsed.begun == 1 and not parsed.complete):
+        return OTHER
+    keep_alive = parser.should_keep_alive()  # read now: the message's end resets it
+    if len(parsed.lengths) != 1 or not parsed.lengths[0].isdigit():
+        return OTHER
+    length = int(parsed.lengths[0])
+    if not 0 < length <= body_limit:
+        return OTHER
+    size = head_size + length
+    if len(buf) < size:
+        return MORE
+    try:
+        parser.feed_data(bytes(buf[head_size:size]))
+    except _PARSE_ERRORS:
+        return OTHER
+    body = b"".join(parsed.body)
+    if not parsed.complete or parsed.begun != 1 or len(body) != length:
+        return OTHER
+    return Heartbeat(Headers(raw=parsed.headers), body, keep_alive, size)
+
+
+_STATUS_LINES: dict[int, bytes] = {}
+
+
+def _status_line(status: int) -> bytes:
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        line = _STATUS_LINES[status] = b"HTTP/1.1 %d %s\r\n" % (
+            status,
+            HTTPStatus(status).phrase.encode(),
+        )
+    return line
+
+
+def encode(reply: Reply, default_headers: list[tuple[bytes, bytes]], keep_alive: bool) -> bytes:
+    """The whole HTTP/1.1 response for ``reply`` (``default_headers``: date, server)."""
+    parts = [_status_line(reply.status)]
+    for name, value in (*default_headers, *reply.headers):
+        parts += (name, b": ", value, b"\r\n")
+    parts += (_JSON, b"content-length: %d\r\n" % len(reply.body))
+    if not keep_alive:
+        parts.append(_CLOSE)
+    parts += (b"\r\n", reply.body)
+    return b"".join(parts)
+
+
+class FrontDoor(asyncio.Protocol):
+    """One connection: plain heartbeat posts served here, the rest handed to uvicorn.
+
+    uvicorn builds one per connection (``Config(http=...)``); ``front_door``
+    binds the ingest and the body limit of one app.
+    """
+
+    ingest: ClassVar[HeartbeatIngest]
+    body_limit: ClassVar[int]
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self._config = config
+        self._server_state = server_state
+        self._connections: set[Any] = server_state.connections
+        self._app_state = app_state
+        self._loop = _loop or asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._buf = bytearray()
+        self._busy = False  # a heartbeat is being answered
+        self._closing = False  # close once the current answer is written
+        self._read_paused = False
+        self._write_paused = False
+        self._last_seen = 0.0
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._delegate: HttpToolsProtocol | None = None
+
+    # -- asyncio.Protocol -------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Take the connection and start its idle clock."""
+        # uvloop's TCP transport has the Transport methods without the base class.
+        self._transport = cast(asyncio.Transport, transport)
+        self._connections.add(self)
+        self._last_seen = self._loop.time()
+        self._arm_idle_timer()
+
+    def data_received(self, data: bytes) -> None:
+        """Buffer the bytes and serve what they complete."""
+        if self._delegate is not None:
+            self._delegate.data_received(data)
+            return
+        self._buf += data
+        self._last_seen = self._loop.time()
+        if not self._busy:
+            self._serve_next()
+        elif len(self._buf) > PAUSE_READING_AT and not self._read_paused:
+            self._read_paused = True
+            self._transport_or_fail().pause_reading()
+
+    def eof_received(self) -> bool | None:
+        """The client will send nothing more: the transport closes (as uvicorn does)."""
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Forget the connection (an answer in progress finds the transport closed)."""
+        self._connections.discard(self)
+        self._cancel_idle_timer()
+
+    def pause_writing(self) -> None:
+        """The client is not reading: start no new answer until it does."""
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        """The client reads again."""
+        self._write_paused = False
+        if not self._busy:
+            self._serve_next()
+
+    # -- uvicorn's server -------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Graceful shutdown: close now when idle, else after the current answer."""
+        if self._busy:
+            self._closing = True
+        else:
+            self._transport_or_fail().close()
+
+    # -- serving ----------------------------------------------------------------------
+    def _transport_or_fail(self) -> asyncio.Transport:
+        if self._transport is None:
+            raise RuntimeError("no connection yet")
+        return self._transport
+
+    def _serve_next(self) -> None:
+        transport = self._transport_or_fail()
+        if not self._buf or self._write_paused or transport.is_closing():
+            return
+        request = frame(self._buf, self.body_limit)
+        if request is MORE:
+            return
+        if not isinstance(request, Heartbeat):
+            self._hand_over(transport)
+            return
+        del self._buf[: request.size]
+        self._busy = True
+        task = self._loop.create_task(self._answer(transport, request))
+        tasks = self._server_state.tasks
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def _answer(self, transport: asyncio.Transport, request: Heartbeat) -> None:
+        reply = await self.ingest.answer(request.headers, request.body)
+        self._server_state.total_requests += 1
+        keep_alive = request.keep_alive and not self._closing
+        if transport.is_closing():
+            return
+        transport.write(encode(reply, self._server_state.default_headers, keep_alive))
+        if not keep_alive:
+            transport.close()
+            return
+        self._busy = False
+        self._last_seen = self._loop.time()
+        if self._read_paused:
+            self._read_paused = False
+            transport.resume_reading()
+        self._serve_next()
+        if self._delegate is None:
+            self._arm_idle_timer()
+
+    def _hand_over(self, transport: asyncio.Transport) -> None:
+        """Give the connection, from the buffered request on, to uvicorn's protocol."""
+        self._connections.discard(self)
+        self._cancel_idle_timer()
+        if self._read_paused:
+            self._read_paused = False
+            transport.resume_reading()
+        delegate = HttpToolsProtocol(
+            config=self._config,
+            server_state=self._server_state,
+            app_state=self._app_state,
+            _loop=self._loop,
+        )
+        self._delegate = delegate
+        transport.set_protocol(delegate)
+        delegate.connection_made(transport)
+        if self._write_paused:
+            delegate.pause_writing()
+        data, self._buf = bytes(self._buf), bytearray()
+        delegate.data_received(data)
+
+    # -- idle connections -------------------------------------------------------------
+    def _arm_idle_timer(self) -> None:
+        if self._idle_timer is None:
+            delay = self._config.timeout_keep_alive
+            self._idle_timer = self._loop.call_later(delay, self._check_idle)
+
+    def _cancel_idle_timer(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+    def _check_idle(self) -> None:
+        self._idle_timer = None
+        transport = self._transport
+        if self._delegate is not None or self._busy or transport is None:
+            return  # handed over, or the answer in progress re-arms the timer
+        if transport.is_closing():
+            return
+        idle = self._loop.time() - self._last_seen
+        if idle >= self._config.timeout_keep_alive:
+            transport.close()
+        else:
+            delay = self._config.timeout_keep_alive - idle
+            self._idle_timer = self._loop.call_later(delay, self._check_idle)
+
+
+def front_door(ingest: HeartbeatIngest, body_limit: int) -> type[FrontDoor]:
+    """The FrontDoor class uvicorn should build for an app with this ingest and limit."""
+
+    class AppFrontDoor(FrontDoor):
+        """FrontDoor bound to one app."""
+
+    AppFrontDoor.ingest = ingest
+    AppFrontDoor.body_limit = body_limit
+    return AppFrontDoor
