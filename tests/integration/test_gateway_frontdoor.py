@@ -27,6 +27,7 @@ from tests.integration.test_gateway_support import (
     heartbeat,
     running_gateway,
 )
+from vaultmesh.services.gateway.frontdoor import PAUSE_READING_AT
 from vaultmesh.shared import subjects
 from vaultmesh.shared.natsserver import NatsServer, free_port
 
@@ -105,6 +106,30 @@ async def test_pipelined_heartbeats_and_a_page_are_answered_in_order(gateway: Ga
     assert answers[4][2] == b'{"status":"ok"}'
     for n, node in enumerate(nodes):
         assert await stored_hostname(gateway.nc, node) == f"pipe-{n}"
+
+
+async def test_a_client_that_sends_much_and_reads_late_gets_every_answer(
+    gateway: Gateway,
+) -> None:
+    """Past 256 KiB of pipelined requests reading pauses, and resumes as answers drain."""
+    node = uuid.uuid4()
+    count = 1500
+    requests = [beat_request(node, f"flood-{n}") for n in range(count)]
+    assert sum(map(len, requests)) > 2 * PAUSE_READING_AT
+    reader, writer = await connect(gateway)
+
+    async def send_all() -> None:
+        for request in requests:
+            writer.write(request)
+        await writer.drain()
+
+    sending = asyncio.create_task(send_all())
+    await asyncio.sleep(0.5)  # let both directions' buffers fill before reading
+    answers = [await read_response(reader) for _ in range(count)]
+    await sending
+    writer.close()
+    assert [status for status, _, _ in answers] == [200] * count
+    assert await stored_hostname(gateway.nc, node) == f"flood-{count - 1}"
 
 
 async def test_a_heartbeat_sent_a_byte_at_a_time_is_served(gateway: Gateway) -> None:

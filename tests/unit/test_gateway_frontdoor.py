@@ -8,7 +8,7 @@ from vaultmesh.services.gateway.frontdoor import (
     MAX_HEAD_BYTES,
     MORE,
     OTHER,
-    Heartbeat,
+    HeartbeatPost,
     encode,
     frame,
 )
@@ -32,7 +32,7 @@ def plain(*headers: str, body: bytes = BODY) -> bytes:
 def test_a_plain_post_is_served_with_its_headers_body_and_size() -> None:
     request = plain("X-Host-Token: t0k3n", "Content-Type: application/json")
     got = frame(request + b"GET / HTTP/1.1\r\n", LIMIT)
-    assert isinstance(got, Heartbeat)
+    assert isinstance(got, HeartbeatPost)
     assert got.body == BODY
     assert got.size == len(request)
     assert got.keep_alive
@@ -50,7 +50,7 @@ def test_a_plain_post_is_served_with_its_headers_body_and_size() -> None:
 )
 def test_keep_alive_follows_the_request(request_bytes: bytes, keep_alive: bool) -> None:
     got = frame(request_bytes, LIMIT)
-    assert isinstance(got, Heartbeat)
+    assert isinstance(got, HeartbeatPost)
     assert got.keep_alive is keep_alive
 
 
@@ -58,7 +58,7 @@ def test_every_prefix_of_a_plain_post_asks_for_more() -> None:
     request = plain("X-Host-Token: t")
     for cut in range(1, len(request)):
         assert frame(request[:cut], LIMIT) is MORE, cut
-    assert isinstance(frame(request, LIMIT), Heartbeat)
+    assert isinstance(frame(request, LIMIT), HeartbeatPost)
 
 
 @pytest.mark.parametrize(
@@ -91,7 +91,7 @@ def test_anything_but_a_plain_post_is_left_to_uvicorn(request_bytes: bytes) -> N
 def test_a_body_longer_than_its_length_leaves_the_rest_as_the_next_request() -> None:
     request = post("Content-Length: 4", body=b"abcdGET / HTTP/1.1\r\n\r\n")
     got = frame(request, LIMIT)
-    assert isinstance(got, Heartbeat)
+    assert isinstance(got, HeartbeatPost)
     assert got.body == b"abcd"
     assert frame(request[got.size :], LIMIT) is OTHER
 

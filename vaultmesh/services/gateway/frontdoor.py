@@ -91,7 +91,7 @@ class _Parsed:
 
 
 @dataclass(frozen=True, slots=True)
-class Heartbeat:
+class HeartbeatPost:
     """One plain heartbeat post, read whole: what it says and how many bytes it took."""
 
     headers: Headers
@@ -114,7 +114,7 @@ MORE = _Verdict("MORE")  # the start of a plain heartbeat post: wait for more by
 OTHER = _Verdict("OTHER")  # anything else: uvicorn's turn
 
 
-def frame(buf: bytes | bytearray, body_limit: int) -> Heartbeat | _Verdict:
+def frame(buf: bytes | bytearray, body_limit: int) -> HeartbeatPost | _Verdict:
     """The plain heartbeat post at the start of ``buf``, or MORE, or OTHER."""
     if not buf.startswith(_START):
         return MORE if len(buf) < len(_START) and _START.startswith(buf) else OTHER
@@ -148,7 +148,7 @@ def frame(buf: bytes | bytearray, body_limit: int) -> Heartbeat | _Verdict:
     body = b"".join(parsed.body)
     if not parsed.complete or parsed.begun != 1 or len(body) != length:
         return OTHER
-    return Heartbeat(Headers(raw=parsed.headers), body, keep_alive, size)
+    return HeartbeatPost(Headers(raw=parsed.headers), body, keep_alive, size)
 
 
 _STATUS_LINES: dict[int, bytes] = {}
@@ -226,7 +226,10 @@ class FrontDoor(asyncio.Protocol):
         self._last_seen = self._loop.time()
         if not self._busy:
             self._serve_next()
-        elif len(self._buf) > PAUSE_READING_AT and not self._read_paused:
+        # Pipelined requests pile up while one is answered or the client reads nothing
+        # (after a hand-over the buffer is empty and the transport is uvicorn's).
+        waiting = self._busy or self._write_paused
+        if waiting and len(self._buf) > PAUSE_READING_AT and not self._read_paused:
             self._read_paused = True
             self._transport_or_fail().pause_reading()
 
@@ -247,6 +250,7 @@ class FrontDoor(asyncio.Protocol):
         """The client reads again."""
         self._write_paused = False
         if not self._busy:
+            self._resume_reading()
             self._serve_next()
 
     # -- uvicorn's server -------------------------------------------------------------
@@ -270,7 +274,7 @@ class FrontDoor(asyncio.Protocol):
         request = frame(self._buf, self.body_limit)
         if request is MORE:
             return
-        if not isinstance(request, Heartbeat):
+        if not isinstance(request, HeartbeatPost):
             self._hand_over(transport)
             return
         del self._buf[: request.size]
@@ -280,7 +284,7 @@ class FrontDoor(asyncio.Protocol):
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
-    async def _answer(self, transport: asyncio.Transport, request: Heartbeat) -> None:
+    async def _answer(self, transport: asyncio.Transport, request: HeartbeatPost) -> None:
         reply = await self.ingest.answer(request.headers, request.body)
         self._server_state.total_requests += 1
         keep_alive = request.keep_alive and not self._closing
@@ -292,20 +296,21 @@ class FrontDoor(asyncio.Protocol):
             return
         self._busy = False
         self._last_seen = self._loop.time()
-        if self._read_paused:
-            self._read_paused = False
-            transport.resume_reading()
+        self._resume_reading()
         self._serve_next()
         if self._delegate is None:
             self._arm_idle_timer()
+
+    def _resume_reading(self) -> None:
+        if self._read_paused:
+            self._read_paused = False
+            self._transport_or_fail().resume_reading()
 
     def _hand_over(self, transport: asyncio.Transport) -> None:
         """Give the connection, from the buffered request on, to uvicorn's protocol."""
         self._connections.discard(self)
         self._cancel_idle_timer()
-        if self._read_paused:
-            self._read_paused = False
-            transport.resume_reading()
+        self._resume_reading()
         delegate = HttpToolsProtocol(
             config=self._config,
             server_state=self._server_state,
