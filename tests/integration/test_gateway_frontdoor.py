@@ -225,7 +225,7 @@ async def test_stopping_closes_idle_connections_and_answers_first(nats_server: N
 
 
 async def test_the_gateway_process_serves_both_on_one_connection(
-    nats_server: NatsServer, tmp_path: Path
+    nats_server: NatsServer, nc: Client, tmp_path: Path
 ) -> None:
     """The real process (uvloop, the runtime): heartbeats and a page, one keep-alive connection."""
     port = free_port()
@@ -259,20 +259,10 @@ async def test_the_gateway_process_serves_both_on_one_connection(
         writer.write(beat_request(node, "proc-2"))
         assert (await read_response(reader))[0] == 200
         writer.close()
-        assert await stored_hostname_from(nats_server, node) == "proc-2"
+        assert await stored_hostname(nc, node) == "proc-2"
     finally:
         proc.terminate()
         proc.wait(30)
         log.close()
     assert proc.returncode == 0, (tmp_path / "gateway.log").read_text()[-2000:]
     assert "Traceback" not in (tmp_path / "gateway.log").read_text()
-
-
-async def stored_hostname_from(nats_server: NatsServer, node: uuid.UUID) -> str:
-    """``stored_hostname`` on a connection of its own."""
-    nc = Client()
-    await nc.connect(nats_server.url)
-    try:
-        return await stored_hostname(nc, node)
-    finally:
-        await nc.close()

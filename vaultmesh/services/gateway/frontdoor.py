@@ -29,7 +29,8 @@ once its current answer is written.
 from __future__ import annotations
 
 import asyncio
-import logging
+import enum
+import functools
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, ClassVar, cast
@@ -41,8 +42,6 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from vaultmesh.services.gateway.ingest import PATH, HeartbeatIngest, Reply
-
-log = logging.getLogger(__name__)
 
 _START = f"POST {PATH} HTTP/1.".encode()
 _HEAD_END = b"\r\n\r\n"
@@ -100,21 +99,17 @@ class HeartbeatPost:
     size: int
 
 
-class _Verdict:
+class Verdict(enum.Enum):
     """What the buffer holds when it is not (yet) a plain heartbeat post."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return self.name
+    MORE = "more"  # the start of a plain heartbeat post: wait for more bytes
+    OTHER = "other"  # anything else: uvicorn's turn
 
 
-MORE = _Verdict("MORE")  # the start of a plain heartbeat post: wait for more bytes
-OTHER = _Verdict("OTHER")  # anything else: uvicorn's turn
+MORE, OTHER = Verdict.MORE, Verdict.OTHER
 
 
-def frame(buf: bytes | bytearray, body_limit: int) -> HeartbeatPost | _Verdict:
+def frame(buf: bytes | bytearray, body_limit: int) -> HeartbeatPost | Verdict:
     """The plain heartbeat post at the start of ``buf``, or MORE, or OTHER."""
     if not buf.startswith(_START):
         return MORE if len(buf) < len(_START) and _START.startswith(buf) else OTHER
@@ -127,7 +122,7 @@ def frame(buf: bytes | bytearray, body_limit: int) -> HeartbeatPost | _Verdict:
     parsed = _Parsed()
     parser = httptools.HttpRequestParser(parsed)
     try:
-        parser.feed_data(bytes(buf[:head_size]))
+        parser.feed_data(buf[:head_size])
     except _PARSE_ERRORS:
         return OTHER
     if not (parsed.headers_done and parsed.plain and parsed.begun == 1 and not parsed.complete):
@@ -142,7 +137,7 @@ def frame(buf: bytes | bytearray, body_limit: int) -> HeartbeatPost | _Verdict:
     if len(buf) < size:
         return MORE
     try:
-        parser.feed_data(bytes(buf[head_size:size]))
+        parser.feed_data(buf[head_size:size])
     except _PARSE_ERRORS:
         return OTHER
     body = b"".join(parsed.body)
@@ -151,17 +146,9 @@ def frame(buf: bytes | bytearray, body_limit: int) -> HeartbeatPost | _Verdict:
     return HeartbeatPost(Headers(raw=parsed.headers), body, keep_alive, size)
 
 
-_STATUS_LINES: dict[int, bytes] = {}
-
-
+@functools.cache
 def _status_line(status: int) -> bytes:
-    line = _STATUS_LINES.get(status)
-    if line is None:
-        line = _STATUS_LINES[status] = b"HTTP/1.1 %d %s\r\n" % (
-            status,
-            HTTPStatus(status).phrase.encode(),
-        )
-    return line
+    return b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode())
 
 
 def encode(reply: Reply, default_headers: list[tuple[bytes, bytes]], keep_alive: bool) -> bytes:
