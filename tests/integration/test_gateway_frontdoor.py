@@ -132,6 +132,35 @@ async def test_a_client_that_sends_much_and_reads_late_gets_every_answer(
     assert await stored_hostname(gateway.nc, node) == f"flood-{count - 1}"
 
 
+async def test_many_pipelined_refusals_are_answered_in_order(gateway: Gateway) -> None:
+    """Refusals are answered at once, in a loop: thousands in one write do not recurse."""
+    node = uuid.uuid4()
+    count = 3000
+    refused = beat_request(node, "refused").replace(AGENT_TOKEN.encode(), b"wrong-token")
+    reader, writer = await connect(gateway)
+    writer.write(refused * count + beat_request(node, "after"))
+    answers = [await read_response(reader) for _ in range(count + 1)]
+    writer.close()
+    assert [status for status, _, _ in answers] == [401] * count + [200]
+    assert await stored_hostname(gateway.nc, node) == "after"
+
+
+async def test_heartbeats_from_many_connections_are_all_answered_and_stored(
+    gateway: Gateway,
+) -> None:
+    """They share batches (batcher.py); each connection still gets its own answer."""
+    nodes = [uuid.uuid4() for _ in range(40)]
+    conns = [await connect(gateway) for _ in nodes]
+    for n, ((_, writer), node) in enumerate(zip(conns, nodes, strict=True)):
+        writer.write(beat_request(node, f"many-{n}"))
+    answers = [await read_response(reader) for reader, _ in conns]
+    for _, writer in conns:
+        writer.close()
+    assert [status for status, _, _ in answers] == [200] * len(nodes)
+    for n, node in enumerate(nodes):
+        assert await stored_hostname(gateway.nc, node) == f"many-{n}"
+
+
 async def test_a_heartbeat_sent_a_byte_at_a_time_is_served(gateway: Gateway) -> None:
     node = uuid.uuid4()
     reader, writer = await connect(gateway)

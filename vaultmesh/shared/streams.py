@@ -51,6 +51,8 @@ def heartbeats_config(limits: StreamLimits) -> StreamConfig:
         discard=DiscardPolicy.OLD,
         num_replicas=limits.replicas,
         allow_direct=True,
+        # Fast-ingest batches (nats-server 2.14+): the gateway publishes heartbeats in bursts.
+        allow_batched=True,
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -67,7 +68,7 @@ def token_principal(index: int) -> str:
     return f"admin-token-{index + 1}"
 
 
-def bearer(headers: Headers) -> str | None:
+def bearer(headers: Mapping[str, str]) -> str | None:
     """The token of an ``Authorization: Bearer`` header, if there is one."""
     scheme, _, value = headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer":
@@ -144,7 +145,7 @@ class Authenticator:
             return None
         return Principal(self._identity.verify(assertion).name, "identity")
 
-    def check_agent(self, headers: Headers) -> None:
+    def check_agent(self, headers: Mapping[str, str]) -> None:
         """Raise Unauthorized unless the request carries a valid agent token (or ingest is open)."""
         if self.ingest_open:
             return

@@ -122,8 +122,13 @@ def bound_integers(schema: Any) -> None:
 
 def to_json(model: BaseModel, *, exclude_none: bool = False) -> bytes:
     """``model`` as the JSON the bus carries; 422 if a number is outside 64 bits."""
+    return dump_json(model.model_dump(mode="json", exclude_none=exclude_none))
+
+
+def dump_json(data: Any) -> bytes:
+    """JSON-ready ``data`` (a model's ``model_dump(mode="json")``) as bytes; 422 past 64 bits."""
     try:
-        return orjson.dumps(model.model_dump(mode="json", exclude_none=exclude_none))
+        return orjson.dumps(data)
     except TypeError:
         raise InvalidInput("integers must fit in 64 bits") from None
 

@@ -36,12 +36,11 @@ from http import HTTPStatus
 from typing import Any, ClassVar, cast
 
 import httptools
-from starlette.datastructures import Headers
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from vaultmesh.services.gateway.ingest import PATH, HeartbeatIngest, Reply
+from vaultmesh.services.gateway.ingest import PATH, STORED, HeartbeatIngest, Reply
 
 _START = f"POST {PATH} HTTP/1.".encode()
 _HEAD_END = b"\r\n\r\n"
@@ -60,7 +59,7 @@ class _Parsed:
     __slots__ = ("begun", "body", "complete", "headers", "headers_done", "lengths", "plain")
 
     def __init__(self) -> None:
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers: dict[str, str] = {}
         self.body: list[bytes] = []
         self.lengths: list[bytes] = []
         self.plain = True
@@ -77,7 +76,8 @@ class _Parsed:
             self.lengths.append(value)
         elif name in _NOT_PLAIN:
             self.plain = False
-        self.headers.append((name, value))
+        # Latin-1, and the first of repeated headers wins: as starlette's Headers reads them.
+        self.headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
 
     def on_headers_complete(self) -> None:
         self.headers_done = True
@@ -93,7 +93,7 @@ class _Parsed:
 class HeartbeatPost:
     """One plain heartbeat post, read whole: what it says and how many bytes it took."""
 
-    headers: Headers
+    headers: dict[str, str]  # lower-case names
     body: bytes
     keep_alive: bool
     size: int
@@ -143,7 +143,7 @@ def frame(buf: bytes | bytearray, body_limit: int) -> HeartbeatPost | Verdict:
     body = b"".join(parsed.body)
     if not parsed.complete or parsed.begun != 1 or len(body) != length:
         return OTHER
-    return HeartbeatPost(Headers(raw=parsed.headers), body, keep_alive, size)
+    return HeartbeatPost(parsed.headers, body, keep_alive, size)
 
 
 @functools.cache
@@ -172,6 +172,7 @@ class FrontDoor(asyncio.Protocol):
 
     ingest: ClassVar[HeartbeatIngest]
     body_limit: ClassVar[int]
+    stored_answer: ClassVar[tuple[list[tuple[bytes, bytes]], bytes] | None] = None
 
     def __init__(
         self,
@@ -188,6 +189,8 @@ class FrontDoor(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._buf = bytearray()
         self._busy = False  # a heartbeat is being answered
+        self._keep_alive = True  # ... and the connection stays open after it
+        self._serving = False  # inside _serve_next's loop
         self._closing = False  # close once the current answer is written
         self._read_paused = False
         self._write_paused = False
@@ -255,29 +258,41 @@ class FrontDoor(asyncio.Protocol):
         return self._transport
 
     def _serve_next(self) -> None:
+        """Serve buffered requests until one waits for its answer (or for more bytes)."""
+        if self._serving:
+            return  # an answer given at once, inside the loop below: the loop goes on
+        self._serving = True
+        try:
+            while not self._busy and self._delegate is None and self._serve_one():
+                pass
+        finally:
+            self._serving = False
+
+    def _serve_one(self) -> bool:
+        """Start on the request at the head of the buffer; False when there is none to start."""
         transport = self._transport_or_fail()
         if not self._buf or self._write_paused or transport.is_closing():
-            return
+            return False
         request = frame(self._buf, self.body_limit)
         if request is MORE:
-            return
+            return False
         if not isinstance(request, HeartbeatPost):
             self._hand_over(transport)
-            return
+            return False
         del self._buf[: request.size]
         self._busy = True
-        task = self._loop.create_task(self._answer(transport, request))
-        tasks = self._server_state.tasks
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+        self._keep_alive = request.keep_alive
+        # The answer comes through _answer: at once for a refusal, after the ack otherwise.
+        self.ingest.receive(request.headers, request.body, self._answer)
+        return True
 
-    async def _answer(self, transport: asyncio.Transport, request: HeartbeatPost) -> None:
-        reply = await self.ingest.answer(request.headers, request.body)
+    def _answer(self, reply: Reply) -> None:
         self._server_state.total_requests += 1
-        keep_alive = request.keep_alive and not self._closing
+        transport = self._transport_or_fail()
+        keep_alive = self._keep_alive and not self._closing
         if transport.is_closing():
             return
-        transport.write(encode(reply, self._server_state.default_headers, keep_alive))
+        transport.write(self._encoded(reply, keep_alive))
         if not keep_alive:
             transport.close()
             return
@@ -287,6 +302,17 @@ class FrontDoor(asyncio.Protocol):
         self._serve_next()
         if self._delegate is None:
             self._arm_idle_timer()
+
+    def _encoded(self, reply: Reply, keep_alive: bool) -> bytes:
+        # uvicorn replaces default_headers (date, server) once a second: until then the
+        # bytes of the usual answer ("stored", connection kept) stay the same.
+        defaults = self._server_state.default_headers
+        if reply is not STORED or not keep_alive:
+            return encode(reply, defaults, keep_alive)
+        cached = type(self).stored_answer
+        if cached is None or cached[0] is not defaults:
+            cached = type(self).stored_answer = (defaults, encode(reply, defaults, True))
+        return cached[1]
 
     def _resume_reading(self) -> None:
         if self._read_paused:

@@ -1,8 +1,9 @@
 """``POST /api/agent/heartbeat``: the seed 000 agent contract, backed by a JetStream publish.
 
 The answer is ``200 {"status": "ok"}`` only after the HEARTBEATS stream
-acknowledged the heartbeat, so a 200 means it is durable. Unknown fields are
-ignored (the Heartbeat model's policy) and not forwarded.
+acknowledged the heartbeat, so a 200 means it is durable. Heartbeats are
+published in batches, one awaiting its ack at a time (batcher.py). Unknown
+fields are ignored (the Heartbeat model's policy) and not forwarded.
 
 This is the one hot path (every node, every interval): the gateway's HTTP
 protocol (frontdoor.py) reads plain heartbeat posts itself and answers them
@@ -13,8 +14,10 @@ documents the endpoint in OpenAPI.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,14 +25,13 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
-from starlette.datastructures import Headers
 
 from vaultmesh.services.gateway.auth import Authenticator, authenticator
-from vaultmesh.services.gateway.bodies import json_body_spec, parse_model, to_json
+from vaultmesh.services.gateway.bodies import dump_json, json_body_spec, parse_model
 from vaultmesh.services.gateway.http_errors import error_responses, error_status
 from vaultmesh.services.gateway.state import GatewayState, gateway_state
 from vaultmesh.shared import subjects
-from vaultmesh.shared.errors import PayloadTooLarge, VaultMeshError
+from vaultmesh.shared.errors import PayloadTooLarge, Unavailable, VaultMeshError
 from vaultmesh.shared.models.heartbeat import Heartbeat
 
 PATH = "/api/agent/heartbeat"
@@ -47,15 +49,33 @@ class StatusOk(BaseModel):
     status: Literal["ok"]
 
 
-async def accept_heartbeat(state: GatewayState, headers: Headers, body: bytes) -> None:
-    """Validate (the caller checked the token), publish to HEARTBEATS, wait for the ack."""
+def heartbeat_message(headers: Mapping[str, str], body: bytes) -> tuple[str, bytes]:
+    """The subject and bus payload of a heartbeat body (raises 400/415/422 when invalid)."""
     beat = parse_model(body, headers.get("content-type"), Heartbeat)
-    await state.publisher.publish(
-        subjects.heartbeat(beat.node_id),
-        to_json(beat, exclude_none=True),
-        stream=subjects.STREAM_HEARTBEATS,
+    data = beat.model_dump(mode="json", exclude_none=True)
+    # The node id as dumped: str() of a UUID in Python costs more than the dump.
+    return subjects.heartbeat(data["node_id"]), dump_json(data)
+
+
+def not_stored() -> Unavailable:
+    """The error for a heartbeat the stream did not acknowledge (the agent retries)."""
+    return Unavailable(
+        f"stream {subjects.STREAM_HEARTBEATS} did not acknowledge the heartbeat; retry later"
     )
-    state.metrics.count_published(subjects.STREAM_HEARTBEATS)
+
+
+async def accept_heartbeat(state: GatewayState, headers: Mapping[str, str], body: bytes) -> None:
+    """Validate (the caller checked the token), publish to HEARTBEATS, wait for the ack."""
+    subject, data = heartbeat_message(headers, body)
+    outcome: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def settle(stored: bool) -> None:
+        if not outcome.done():  # cancelled when the client went away
+            outcome.set_result(stored)
+
+    state.heartbeats.submit(subject, data, settle)
+    if not await outcome:
+        raise not_stored()
 
 
 @router.post(
@@ -81,34 +101,49 @@ class Reply:
     headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
-_STORED = Reply(200, _OK)
+STORED = Reply(200, _OK)
 _FAILED = Reply(500, _INTERNAL)
 
 
 class HeartbeatIngest:
     """Answers heartbeat posts whose body has already been read (see frontdoor.py).
 
-    Same checks, errors and metrics as the FastAPI route above; it never raises.
+    Same checks, errors and metrics as the FastAPI route above, without a task
+    or a future per heartbeat: the checks run at once, the publish goes into
+    the next batch (batcher.py), and the answer comes by callback. It never raises.
     """
 
     def __init__(self, auth: Authenticator, state: GatewayState) -> None:
         self.auth = auth
         self.state = state
 
-    async def answer(self, headers: Headers, body: bytes) -> Reply:
-        """Check the token, validate, publish, and say how it went."""
+    def receive(
+        self, headers: Mapping[str, str], body: bytes, answer: Callable[[Reply], None]
+    ) -> None:
+        """Check the token, validate, publish; ``answer`` gets the reply (maybe at once)."""
         started = time.perf_counter()
         try:
             self.auth.check_agent(headers)
-            await accept_heartbeat(self.state, headers, body)
-            reply = _STORED
+            subject, data = heartbeat_message(headers, body)
         except VaultMeshError as exc:
-            reply = self._refused(exc)
+            self._reply(answer, self._refused(exc), started)
+            return
         except Exception:
             log.exception("heartbeat ingest failed")
-            reply = _FAILED
+            self._reply(answer, _FAILED, started)
+            return
+
+        def done(stored: bool) -> None:
+            if stored:
+                self._reply(answer, STORED, started)
+            else:
+                self._reply(answer, self._refused(not_stored()), started)
+
+        self.state.heartbeats.submit(subject, data, done)
+
+    def _reply(self, answer: Callable[[Reply], None], reply: Reply, started: float) -> None:
         self.state.metrics.count_request(_ENDPOINT, reply.status, time.perf_counter() - started)
-        return reply
+        answer(reply)
 
     def _refused(self, exc: VaultMeshError) -> Reply:
         status, extra = error_status(exc)

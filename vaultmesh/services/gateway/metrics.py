@@ -42,12 +42,12 @@ class GatewayMetrics:
         """Count one answered request and its duration (``endpoint`` is "METHOD /path")."""
         self.base.count_request(endpoint, str(status), seconds)
 
-    def count_published(self, stream: str) -> None:
-        """Count one acknowledged publish to ``stream``."""
+    def count_published(self, stream: str, count: int = 1) -> None:
+        """Count ``count`` acknowledged publishes to ``stream``."""
         child = self._published.get(stream)
         if child is None:
             child = self._published[stream] = self.published.labels(self.service, stream)
-        child.inc()
+        child.inc(count)
 
     def count_sse_event(self, kind: str) -> None:
         """Count one event delivered to one client."""

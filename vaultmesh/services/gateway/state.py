@@ -8,17 +8,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from fastapi import Request
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
 
 from vaultmesh.services.gateway.audit import GatewayAudit
+from vaultmesh.services.gateway.batcher import HeartbeatBatcher
 from vaultmesh.services.gateway.config import GatewaySettings
 from vaultmesh.services.gateway.fleet_client import FleetClient
 from vaultmesh.services.gateway.metrics import GatewayMetrics
 from vaultmesh.services.gateway.publisher import Publisher
 from vaultmesh.services.gateway.throttle import LoginThrottle
+from vaultmesh.shared import subjects
 from vaultmesh.shared.clock import Clock, SystemClock
 from vaultmesh.shared.errors import Unavailable
 from vaultmesh.shared.streams import (
@@ -64,6 +67,7 @@ class GatewayState:
     nc: Client
     fleet: FleetClient
     publisher: Publisher
+    heartbeats: HeartbeatBatcher
     metrics: GatewayMetrics
     sse_slots: Slots
     login_throttle: LoginThrottle
@@ -89,6 +93,11 @@ class GatewayState:
             nc=nc,
             fleet=FleetClient(nc, timeout=settings.fleet_timeout_s),
             publisher=publisher,
+            heartbeats=HeartbeatBatcher(
+                nc,
+                settings.publish_timeout_s,
+                on_stored=partial(metrics.count_published, subjects.STREAM_HEARTBEATS),
+            ),
             metrics=metrics,
             sse_slots=Slots(settings.sse_max_clients, gauge.set),
             login_throttle=LoginThrottle(clock, settings.login_attempts, settings.login_window_s),
@@ -103,6 +112,7 @@ class GatewayState:
         limits = StreamLimits()
         try:
             await self.publisher.start()
+            await self.heartbeats.start()
             await ensure_stream(self.publisher.js, heartbeats_config(limits))
             await ensure_stream(self.publisher.js, events_config(limits))
             await ensure_stream(self.publisher.js, audit_config(limits))
