@@ -1,6 +1,7 @@
 """Gateway benchmark: heartbeat ingest throughput against a bare-ASGI floor, and SSE latency.
 
-In one run, against a nats-server of its own:
+In one run, against a nats-server of its own, in rounds that measure the floor
+and then the gateway back to back (the ratio is the median of the rounds'):
 
 * floor: requests/s of a bare ASGI app answering 200 (uvicorn, loopback);
 * value: requests/s of ``POST /api/agent/heartbeat`` through the real gateway
@@ -267,7 +268,8 @@ def percentile(values: list[float], q: float) -> float:
 class Plan:
     """How long and how hard to measure."""
 
-    seconds: float
+    seconds: float  # per round, for each server
+    rounds: int
     conns: int
     sse_samples: int
 
@@ -289,33 +291,68 @@ def _gateway_env(nats_url: str, port: int) -> dict[str, str]:
     return env
 
 
-async def _run(plan: Plan, work: Path, nats_url: str) -> dict[str, float]:
-    floor_port, gateway_port = free_port(), free_port()
-    me = [sys.executable, str(SCRIPT)]
-    floor_make = heartbeat_maker()
-    floor_cmd = [*me, "--serve-floor", str(floor_port)]
-    with process(floor_cmd, dict(os.environ), work / "floor.log") as proc:
-        await wait_http(floor_port)
-        floor = await measure_rps(floor_port, floor_make, plan.seconds, plan.conns, proc.pid)
-    gateway_cmd = [sys.executable, "-m", "vaultmesh.services.gateway"]
-    with process(gateway_cmd, _gateway_env(nats_url, gateway_port), work / "gateway.log") as proc:
-        await wait_http(gateway_port, "/healthz")
-        value = await measure_rps(
-            gateway_port, heartbeat_maker(), plan.seconds, plan.conns, proc.pid
+@dataclass(frozen=True)
+class Round:
+    """One round: the floor, then the gateway, measured back to back."""
+
+    floor: Load
+    value: Load
+
+    @property
+    def ratio(self) -> float:
+        return self.value.rps / self.floor.rps if self.floor.rps else 0.0
+
+
+async def _rounds(plan: Plan, floor: tuple[int, int], gateway: tuple[int, int]) -> list[Round]:
+    """Floor and gateway measured in alternation, so a busy spell of the machine
+    falls on both rather than on one of them."""
+    done: list[Round] = []
+    for n in range(plan.rounds):
+        low = await measure_rps(floor[0], heartbeat_maker(), plan.seconds, plan.conns, floor[1])
+        high = await measure_rps(
+            gateway[0], heartbeat_maker(), plan.seconds, plan.conns, gateway[1]
         )
+        done.append(Round(low, high))
+        print(
+            f"round {n + 1}/{plan.rounds}: floor {low.rps:,.0f}/s, "
+            f"gateway {high.rps:,.0f}/s, ratio {done[-1].ratio:.3f}",
+            file=sys.stderr,
+            flush=True,
+        )
+    return done
+
+
+async def _run(plan: Plan, work: Path, nats_url: str) -> dict[str, Any]:
+    floor_port, gateway_port = free_port(), free_port()
+    floor_cmd = [sys.executable, str(SCRIPT), "--serve-floor", str(floor_port)]
+    gateway_cmd = [sys.executable, "-m", "vaultmesh.services.gateway"]
+    gateway_env = _gateway_env(nats_url, gateway_port)
+    with (
+        process(floor_cmd, dict(os.environ), work / "floor.log") as floor_proc,
+        process(gateway_cmd, gateway_env, work / "gateway.log") as gateway_proc,
+    ):
+        await wait_http(floor_port)
+        await wait_http(gateway_port, "/healthz")
+        rounds = await _rounds(plan, (floor_port, floor_proc.pid), (gateway_port, gateway_proc.pid))
         latencies = await measure_sse(gateway_port, plan.sse_samples)
+    median = statistics.median
+    floor_cpu = median(r.floor.cpu_us for r in rounds)
+    value_cpu = median(r.value.cpu_us for r in rounds)
     return {
-        "floor": round(floor.rps, 1),
-        "value": round(value.rps, 1),
-        "ratio": round(value.rps / floor.rps, 3) if floor.rps else 0.0,
+        "floor": round(median(r.floor.rps for r in rounds), 1),
+        "value": round(median(r.value.rps for r in rounds), 1),
+        # The median of the rounds' ratios: each compares two runs a few seconds apart.
+        "ratio": round(median(r.ratio for r in rounds), 3),
+        "ratios": [round(r.ratio, 3) for r in rounds],
         # Server CPU per request: less sensitive than req/s to a busy shared machine.
-        "floor_cpu_us_per_req": round(floor.cpu_us, 1),
-        "value_cpu_us_per_req": round(value.cpu_us, 1),
-        "cpu_ratio": round(floor.cpu_us / value.cpu_us, 3) if value.cpu_us else 0.0,
+        "floor_cpu_us_per_req": round(floor_cpu, 1),
+        "value_cpu_us_per_req": round(value_cpu, 1),
+        "cpu_ratio": round(floor_cpu / value_cpu, 3) if value_cpu else 0.0,
         "sse_p50_ms": round(statistics.median(latencies), 2),
         "sse_p99_ms": round(percentile(latencies, 0.99), 2),
         "concurrency": plan.conns,
         "seconds": plan.seconds,
+        "rounds": plan.rounds,
         "sse_samples": len(latencies),
     }
 
@@ -336,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve_floor:
         serve_floor(args.serve_floor)
         return 0
-    plan = Plan(2.0, 16, 50) if args.quick else Plan(8.0, 32, 300)
+    plan = Plan(2.0, 1, 16, 50) if args.quick else Plan(4.0, 5, 32, 300)
     with tempfile.TemporaryDirectory(prefix="vm-bench-gw-") as tmp:
         work = Path(tmp)
         with (
