@@ -52,8 +52,13 @@ async def new_stream(nc: Client, *, batched: bool = True) -> str:
     return f"hb{n}"
 
 
+def stream_of(prefix: str) -> str:
+    """The stream ``new_stream`` made for ``prefix``."""
+    return "HB" + prefix[2:]
+
+
 async def stored_in(nc: Client, prefix: str) -> list[bytes]:
-    js, stream = nc.jetstream(), "HB" + prefix[2:]
+    js, stream = nc.jetstream(), stream_of(prefix)
     info = await js.stream_info(stream)
     if not info.state.messages:
         return []
@@ -105,20 +110,58 @@ async def test_heartbeats_arriving_while_a_batch_awaits_its_ack_make_up_the_next
     assert await stored_in(nc, prefix) == [b"%d" % n for n in range(12)]
 
 
-async def test_a_stream_without_batches_still_stores_every_heartbeat(
+async def test_a_stream_without_batches_gets_one_publish_per_heartbeat_from_the_start(
+    nc: Client,
+) -> None:
+    prefix = await new_stream(nc, batched=False)
+    answers = Answers()
+    pub = HeartbeatBatcher(nc, 2.0, stream=stream_of(prefix), on_stored=answers.stored)
+    await pub.start()
+    assert not pub.batched  # read from the stream's configuration
+    submit(pub, answers, prefix, range(4))
+    await answers.settled(4)
+    assert answers.outcome == dict.fromkeys(range(4), True)
+    assert answers.batches == [1, 1, 1, 1]
+    assert await stored_in(nc, prefix) == [b"%d" % n for n in range(4)]
+
+
+async def test_without_the_configuration_the_first_refused_batch_decides(
     nc: Client, batcher: tuple[HeartbeatBatcher, Answers]
 ) -> None:
-    pub, answers = batcher
+    pub, answers = batcher  # not told which stream: it tries a batch first
     prefix = await new_stream(nc, batched=False)
     submit(pub, answers, prefix, range(4))
     await answers.settled(4)
-    # The stream refused the first batch as a batch: those four get 503 and are retried.
+    # The stream refused the batch as a batch: those four get 503 and are retried.
     assert answers.outcome == dict.fromkeys(range(4), False)
     assert not pub.batched
     submit(pub, answers, prefix, range(4, 10))
     await answers.settled(10)
     assert [answers.outcome[n] for n in range(4, 10)] == [True] * 6
     assert await stored_in(nc, prefix) == [b"%d" % n for n in range(4, 10)]
+
+
+async def test_a_stream_updated_to_take_batches_gets_them_without_a_restart(
+    nc: Client,
+) -> None:
+    prefix = await new_stream(nc, batched=False)
+    answers = Answers()
+    pub = HeartbeatBatcher(
+        nc, 2.0, stream=stream_of(prefix), on_stored=answers.stored, reprobe_s=0.0
+    )
+    await pub.start()
+    submit(pub, answers, prefix, range(3))
+    await answers.settled(3)
+    assert answers.batches == [1, 1, 1]
+    js = nc.jetstream()
+    config = (await js.stream_info(stream_of(prefix))).config
+    config.allow_batched = True
+    await js.update_stream(config)  # what fleet-state, the owner, does after an upgrade
+    submit(pub, answers, prefix, range(3, 8))
+    await answers.settled(8)
+    assert pub.batched
+    assert answers.batches == [1, 1, 1, 5]
+    assert all(answers.outcome.values())
 
 
 async def test_without_a_stream_every_heartbeat_fails(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import orjson
@@ -19,8 +21,10 @@ from tests.integration.test_gateway_support import (
     heartbeat,
     running_gateway,
 )
-from vaultmesh.shared import subjects
+from vaultmesh.shared import bus, subjects
+from vaultmesh.shared.config import BusSettings
 from vaultmesh.shared.natsserver import NatsServer
+from vaultmesh.shared.streams import StreamLimits, heartbeats_config
 
 
 @pytest.fixture
@@ -198,3 +202,26 @@ async def test_metrics_show_requests_and_bad_input(gateway: Gateway) -> None:
         in text
     )
     assert 'endpoint="POST /api/agent/heartbeat",outcome="400"' in text
+
+
+async def test_a_heartbeats_stream_from_an_older_release_is_used_without_a_refusal(
+    tmp_path: Path,
+) -> None:
+    """HEARTBEATS without allow_batched (made before batches): the first post is stored."""
+    with NatsServer(data_dir=tmp_path / "nats") as server:
+        nc = await bus.connect(BusSettings(nats_url=server.url), "old-release")
+        try:
+            old = dataclasses.replace(heartbeats_config(StreamLimits()), allow_batched=None)
+            await nc.jetstream().add_stream(old)
+            async with running_gateway(server.url, fleet=False) as gw, gw.client() as client:
+                node = uuid.uuid4()
+                reply = await client.post(
+                    "/api/agent/heartbeat", json=heartbeat(node, hostname="old"), headers=AGENT
+                )
+                assert reply.status_code == 200, reply.text
+                stored = await nc.jetstream().get_last_msg(
+                    subjects.STREAM_HEARTBEATS, subjects.heartbeat(node)
+                )
+                assert orjson.loads(stored.data)["hostname"] == "old"
+        finally:
+            await bus.close(nc)

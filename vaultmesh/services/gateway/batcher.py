@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 Done = Callable[[bool], None]  # called once: True when the stream stored the heartbeat
 MAX_BATCH = 256  # heartbeats per batch; more wait for the next turn
+REPROBE_S = 60.0  # how often a stream without batches is asked again
+PROBE_TIMEOUT_S = 1.0
 
 
 class HeartbeatBatcher:
@@ -41,10 +43,17 @@ class HeartbeatBatcher:
         self,
         nc: Client,
         timeout_s: float,
+        *,
+        stream: str | None = None,
         on_stored: Callable[[int], None] = lambda count: None,
         max_batches: int = 1,
+        reprobe_s: float = REPROBE_S,
     ) -> None:
         self._nc = nc
+        self._stream = stream  # read for allow_batched at start, and again while it is off
+        self._js = nc.jetstream(timeout=min(timeout_s, PROBE_TIMEOUT_S))
+        self._reprobe_s = reprobe_s
+        self._next_probe = 0.0
         self._on_stored = on_stored  # how many heartbeats a batch's ack covered (metrics)
         self._timeout = timeout_s
         self._pub: BatchPublisher[Done] = BatchPublisher(
@@ -61,9 +70,30 @@ class HeartbeatBatcher:
         return self._pub.batched
 
     async def start(self) -> None:
-        """Subscribe to the acknowledgements (idempotent)."""
+        """Subscribe to the acknowledgements and read the stream's configuration (idempotent)."""
         await self._pub.start()
+        await self._probe()
         self._started = True
+
+    async def _probe(self) -> None:
+        """Publish in batches only if the stream takes them (``allow_batched``).
+
+        A stream made by an older release takes none until its owner (fleet-state)
+        updates it; until then heartbeats go one at a time, and the configuration
+        is read again every ``reprobe_s``. When the stream cannot be read, the
+        first answer to a batch decides (fastpub.py).
+        """
+        if self._stream is None:
+            return
+        self._next_probe = asyncio.get_running_loop().time() + self._reprobe_s
+        try:
+            info = await self._js.stream_info(self._stream)
+        except (NatsError, TimeoutError, OSError):
+            return
+        batched = bool(info.config.allow_batched)
+        if batched != self._pub.batched:
+            log.info("stream %s takes batches: %s", self._stream, batched)
+        self._pub.batched = batched
 
     def submit(self, subject: str, data: bytes, done: Done) -> None:
         """Publish ``data`` on ``subject`` with the next batch; ``done`` gets the outcome."""
@@ -78,6 +108,8 @@ class HeartbeatBatcher:
             self._flushing = asyncio.get_running_loop().create_task(self._flush())
 
     async def _flush(self) -> None:
+        if not self._pub.batched and asyncio.get_running_loop().time() >= self._next_probe:
+            await self._probe()
         batch = self._waiting[:MAX_BATCH]
         del self._waiting[:MAX_BATCH]
         try:

@@ -96,6 +96,7 @@ class GatewayState:
             heartbeats=HeartbeatBatcher(
                 nc,
                 settings.publish_timeout_s,
+                stream=subjects.STREAM_HEARTBEATS,
                 on_stored=partial(metrics.count_published, subjects.STREAM_HEARTBEATS),
             ),
             metrics=metrics,
@@ -112,8 +113,8 @@ class GatewayState:
         limits = StreamLimits()
         try:
             await self.publisher.start()
-            await self.heartbeats.start()
             await ensure_stream(self.publisher.js, heartbeats_config(limits))
+            await self.heartbeats.start()  # after the stream exists: it reads its configuration
             await ensure_stream(self.publisher.js, events_config(limits))
             await ensure_stream(self.publisher.js, audit_config(limits))
         except (NatsError, TimeoutError, OSError) as exc:
