@@ -14,7 +14,7 @@ Both servers run in their own processes (uvloop + httptools, no access log);
 the client is a minimal keep-alive HTTP/1.1 client over asyncio streams. The
 last line printed is one JSON object: floor, value, ratio, sse_p50_ms, sse_p99_ms.
 
-    .venv/bin/python benchmarks/gateway.py [--quick]
+    .venv/bin/python benchmarks/gateway.py [--quick] [--unique-heads]
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import os
 import statistics
 import subprocess
@@ -166,8 +168,9 @@ def heartbeat_body(node: uuid.UUID, hostname: str) -> bytes:
     )
 
 
-def heartbeat_maker() -> Callable[[], bytes]:
-    """Fresh heartbeat requests from a pool of 32 nodes."""
+def heartbeat_maker(unique_heads: bool = False) -> Callable[[], bytes]:
+    """Fresh heartbeat requests from a pool of 32 nodes; with ``unique_heads`` each
+    request also carries an ``X-Seq`` header of its own, so no two heads are equal."""
     nodes = [uuid.uuid4() for _ in range(32)]
     counter = iter(range(10**12))
     headers = {"Content-Type": "application/json", "X-Host-Token": AGENT_TOKEN}
@@ -175,7 +178,8 @@ def heartbeat_maker() -> Callable[[], bytes]:
     def make() -> bytes:
         n = next(counter)
         body = heartbeat_body(nodes[n % len(nodes)], f"bench-{n % 97}")
-        return post_request("/api/agent/heartbeat", body, headers)
+        extra = {"X-Seq": str(n)} if unique_heads else {}
+        return post_request("/api/agent/heartbeat", body, headers | extra)
 
     return make
 
@@ -272,6 +276,7 @@ class Plan:
     rounds: int
     conns: int
     sse_samples: int
+    unique_heads: bool = False
 
 
 def _gateway_env(nats_url: str, port: int) -> dict[str, str]:
@@ -308,10 +313,9 @@ async def _rounds(plan: Plan, floor: tuple[int, int], gateway: tuple[int, int]) 
     falls on both rather than on one of them."""
     done: list[Round] = []
     for n in range(plan.rounds):
-        low = await measure_rps(floor[0], heartbeat_maker(), plan.seconds, plan.conns, floor[1])
-        high = await measure_rps(
-            gateway[0], heartbeat_maker(), plan.seconds, plan.conns, gateway[1]
-        )
+        make = functools.partial(heartbeat_maker, plan.unique_heads)
+        low = await measure_rps(floor[0], make(), plan.seconds, plan.conns, floor[1])
+        high = await measure_rps(gateway[0], make(), plan.seconds, plan.conns, gateway[1])
         done.append(Round(low, high))
         print(
             f"round {n + 1}/{plan.rounds}: floor {low.rps:,.0f}/s, "
@@ -353,6 +357,7 @@ async def _run(plan: Plan, work: Path, nats_url: str) -> dict[str, Any]:
         "concurrency": plan.conns,
         "seconds": plan.seconds,
         "rounds": plan.rounds,
+        "unique_heads": plan.unique_heads,
         "sse_samples": len(latencies),
     }
 
@@ -368,12 +373,19 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the JSON result as the last line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short run (a few seconds)")
+    parser.add_argument(
+        "--unique-heads",
+        action="store_true",
+        help="a header of its own on every request (no repeated heads, as behind a proxy "
+        "that adds a request id)",
+    )
     parser.add_argument("--serve-floor", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_floor:
         serve_floor(args.serve_floor)
         return 0
     plan = Plan(2.0, 1, 16, 50) if args.quick else Plan(4.0, 5, 32, 300)
+    plan = dataclasses.replace(plan, unique_heads=args.unique_heads)
     with tempfile.TemporaryDirectory(prefix="vm-bench-gw-") as tmp:
         work = Path(tmp)
         with (

@@ -6,8 +6,11 @@ import pytest
 
 from vaultmesh.services.gateway.frontdoor import (
     MAX_HEAD_BYTES,
+    MAX_KNOWN_HEAD_BYTES,
+    MAX_KNOWN_HEADS,
     MORE,
     OTHER,
+    Head,
     HeartbeatPost,
     encode,
     frame,
@@ -94,6 +97,55 @@ def test_a_body_longer_than_its_length_leaves_the_rest_as_the_next_request() -> 
     assert isinstance(got, HeartbeatPost)
     assert got.body == b"abcd"
     assert frame(request[got.size :], LIMIT) is OTHER
+
+
+def test_a_head_seen_before_is_not_parsed_again() -> None:
+    heads: dict[bytes, Head] = {}
+    first = frame(plain("X-Host-Token: t", body=b'{"a":1}'), LIMIT, heads)
+    again = frame(plain("X-Host-Token: t", body=b'{"b":2}'), LIMIT, heads)
+    assert isinstance(first, HeartbeatPost)
+    assert isinstance(again, HeartbeatPost)
+    assert again.head is first.head  # from the remembered heads
+    assert again.body == b'{"b":2}'
+    assert again.size == first.size
+    longer = frame(plain("X-Host-Token: t", body=b'{"ab":12}'), LIMIT, heads)
+    assert isinstance(longer, HeartbeatPost)
+    assert longer.head is not first.head  # another Content-Length: another head
+    assert longer.body == b'{"ab":12}'
+    assert len(heads) == 2
+
+
+def test_a_known_head_still_waits_for_its_whole_body() -> None:
+    heads: dict[bytes, Head] = {}
+    request = plain("X-Host-Token: t")
+    assert isinstance(frame(request, LIMIT, heads), HeartbeatPost)
+    for cut in range(len(request) - len(BODY), len(request)):
+        assert frame(request[:cut], LIMIT, heads) is MORE, cut
+    got = frame(request + b"GET / HTTP/1.1\r\n\r\n", LIMIT, heads)
+    assert isinstance(got, HeartbeatPost)
+    assert got.body == BODY
+    assert got.size == len(request)
+
+
+def test_the_connections_last_head_is_used_without_a_lookup() -> None:
+    first = frame(plain("X-Host-Token: t"), LIMIT)
+    assert isinstance(first, HeartbeatPost)
+    again = frame(plain("X-Host-Token: t"), LIMIT, None, first.head)
+    assert isinstance(again, HeartbeatPost)
+    assert again.head is first.head
+    other = frame(plain("X-Host-Token: u"), LIMIT, None, first.head)
+    assert isinstance(other, HeartbeatPost)
+    assert other.headers["x-host-token"] == "u"
+
+
+def test_only_plain_heads_of_bounded_size_and_number_are_remembered() -> None:
+    heads: dict[bytes, Head] = {}
+    assert frame(plain("Expect: 100-continue"), LIMIT, heads) is OTHER
+    assert frame(plain("X: " + "y" * MAX_KNOWN_HEAD_BYTES), LIMIT, heads) is not OTHER
+    assert heads == {}
+    for n in range(MAX_KNOWN_HEADS + 10):
+        assert isinstance(frame(plain(f"X-N: {n}"), LIMIT, heads), HeartbeatPost)
+        assert len(heads) <= MAX_KNOWN_HEADS
 
 
 def test_an_answer_is_one_http_response() -> None:

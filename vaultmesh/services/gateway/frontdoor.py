@@ -19,7 +19,10 @@ everything but the hot path, and the same answers either way.
 
 Framing is httptools' decision, not a hand-written one: each request's head is
 parsed by a fresh httptools parser, and a request is served here only when that
-parser ends the message exactly at head + Content-Length bytes. Requests on one
+parser ends the message exactly at head + Content-Length bytes. What a head
+says is remembered by its bytes (the connection's last head, and up to 4096
+heads of the app, each at most 2 KiB): agents repeat their head but for
+Content-Length, and an identical head is not parsed again. Requests on one
 connection are answered in order, one at a time; pipelined ones wait in the
 buffer, and reading pauses when too many pile up. A connection idle for
 uvicorn's keep-alive timeout is closed, and at shutdown a connection closes
@@ -46,6 +49,8 @@ _START = f"POST {PATH} HTTP/1.".encode()
 _HEAD_END = b"\r\n\r\n"
 MAX_HEAD_BYTES = 16 * 1024  # a longer head goes to uvicorn, which applies its own limits
 PAUSE_READING_AT = 256 * 1024  # buffered (pipelined) bytes at which reading pauses
+MAX_KNOWN_HEADS = 4096  # heads remembered, so they are not parsed again (see frame)
+MAX_KNOWN_HEAD_BYTES = 2048
 _NOT_PLAIN = frozenset({b"transfer-encoding", b"expect", b"upgrade"})
 _JSON = b"content-type: application/json\r\n"
 _CLOSE = b"connection: close\r\n"
@@ -90,13 +95,36 @@ class _Parsed:
 
 
 @dataclass(frozen=True, slots=True)
-class HeartbeatPost:
-    """One plain heartbeat post, read whole: what it says and how many bytes it took."""
+class Head:
+    """What the head of a plain heartbeat post says (and its bytes, to know it again)."""
 
+    raw: bytes  # the request line and headers, up to and with the blank line
     headers: dict[str, str]  # lower-case names
-    body: bytes
     keep_alive: bool
-    size: int
+    length: int  # of the body (Content-Length)
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatPost:
+    """One plain heartbeat post, read whole: its head and its body."""
+
+    head: Head
+    body: bytes
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The headers, by lower-case name."""
+        return self.head.headers
+
+    @property
+    def keep_alive(self) -> bool:
+        """Whether the connection stays open after the answer."""
+        return self.head.keep_alive
+
+    @property
+    def size(self) -> int:
+        """How many bytes of the buffer the request took."""
+        return len(self.head.raw) + self.head.length
 
 
 class Verdict(enum.Enum):
@@ -109,12 +137,30 @@ class Verdict(enum.Enum):
 MORE, OTHER = Verdict.MORE, Verdict.OTHER
 
 
-def frame(buf: bytes | bytearray, body_limit: int) -> HeartbeatPost | Verdict:
-    """The plain heartbeat post at the start of ``buf``, or MORE, or OTHER."""
+def frame(
+    buf: bytes | bytearray,
+    body_limit: int,
+    heads: dict[bytes, Head] | None = None,
+    last: Head | None = None,
+) -> HeartbeatPost | Verdict:
+    """The plain heartbeat post at the start of ``buf``, or MORE, or OTHER.
+
+    ``heads``: heads parsed before, by their bytes; ``last``: the head of the
+    connection's previous post. Agents send the same head again and again
+    (same client, host and token; only Content-Length varies), and a head
+    byte-for-byte equal to one parsed before is not parsed again: the parser
+    would say the same of it.
+    """
+    if last is not None and buf.startswith(last.raw):
+        return _body(buf, last)
     if not buf.startswith(_START):
         return MORE if len(buf) < len(_START) and _START.startswith(buf) else OTHER
     end = buf.find(_HEAD_END)
     head_size = len(buf) if end < 0 else end + len(_HEAD_END)
+    if heads is not None and end >= 0:
+        known = heads.get(bytes(memoryview(buf)[:head_size]))
+        if known is not None:
+            return _body(buf, known)
     if buf.count(b"\n", 0, head_size) != buf.count(b"\r\n", 0, head_size):
         return OTHER  # a bare line feed: where the head ends is uvicorn's parser's call
     if end < 0:
@@ -143,7 +189,21 @@ def frame(buf: bytes | bytearray, body_limit: int) -> HeartbeatPost | Verdict:
     body = b"".join(parsed.body)
     if not parsed.complete or parsed.begun != 1 or len(body) != length:
         return OTHER
-    return HeartbeatPost(parsed.headers, body, keep_alive, size)
+    head = Head(bytes(buf[:head_size]), parsed.headers, keep_alive, length)
+    if heads is not None and head_size <= MAX_KNOWN_HEAD_BYTES:
+        if len(heads) >= MAX_KNOWN_HEADS:
+            heads.clear()  # many distinct heads: start again rather than grow
+        heads[head.raw] = head
+    return HeartbeatPost(head, body)
+
+
+def _body(buf: bytes | bytearray, head: Head) -> HeartbeatPost | Verdict:
+    """The post at the start of ``buf`` whose head is ``head``, once its body is all here."""
+    start = len(head.raw)
+    end = start + head.length
+    if len(buf) < end:
+        return MORE
+    return HeartbeatPost(head, bytes(buf[start:end]))
 
 
 @functools.cache
@@ -172,6 +232,7 @@ class FrontDoor(asyncio.Protocol):
 
     ingest: ClassVar[HeartbeatIngest]
     body_limit: ClassVar[int]
+    heads: ClassVar[dict[bytes, Head]] = {}
     stored_answer: ClassVar[tuple[list[tuple[bytes, bytes]], bytes] | None] = None
 
     def __init__(
@@ -190,6 +251,7 @@ class FrontDoor(asyncio.Protocol):
         self._buf = bytearray()
         self._busy = False  # a heartbeat is being answered
         self._keep_alive = True  # ... and the connection stays open after it
+        self._last: Head | None = None  # the previous post's head (see frame)
         self._serving = False  # inside _serve_next's loop
         self._closing = False  # close once the current answer is written
         self._read_paused = False
@@ -273,13 +335,14 @@ class FrontDoor(asyncio.Protocol):
         transport = self._transport_or_fail()
         if not self._buf or self._write_paused or transport.is_closing():
             return False
-        request = frame(self._buf, self.body_limit)
+        request = frame(self._buf, self.body_limit, self.heads, self._last)
         if request is MORE:
             return False
         if not isinstance(request, HeartbeatPost):
             self._hand_over(transport)
             return False
         del self._buf[: request.size]
+        self._last = request.head
         self._busy = True
         self._keep_alive = request.keep_alive
         # The answer comes through _answer: at once for a refusal, after the ack otherwise.
@@ -372,4 +435,5 @@ def front_door(ingest: HeartbeatIngest, body_limit: int) -> type[FrontDoor]:
 
     AppFrontDoor.ingest = ingest
     AppFrontDoor.body_limit = body_limit
+    AppFrontDoor.heads = {}
     return AppFrontDoor
