@@ -34,8 +34,10 @@ from __future__ import annotations
 import asyncio
 import enum
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
+from types import MappingProxyType
 from typing import Any, ClassVar, cast
 
 import httptools
@@ -99,7 +101,7 @@ class Head:
     """What the head of a plain heartbeat post says (and its bytes, to know it again)."""
 
     raw: bytes  # the request line and headers, up to and with the blank line
-    headers: dict[str, str]  # lower-case names
+    headers: Mapping[str, str]  # lower-case names; read-only, as requests share it
     keep_alive: bool
     length: int  # of the body (Content-Length)
 
@@ -112,7 +114,7 @@ class HeartbeatPost:
     body: bytes
 
     @property
-    def headers(self) -> dict[str, str]:
+    def headers(self) -> Mapping[str, str]:
         """The headers, by lower-case name."""
         return self.head.headers
 
@@ -189,7 +191,7 @@ def frame(
     body = b"".join(parsed.body)
     if not parsed.complete or parsed.begun != 1 or len(body) != length:
         return OTHER
-    head = Head(bytes(buf[:head_size]), parsed.headers, keep_alive, length)
+    head = Head(bytes(buf[:head_size]), MappingProxyType(parsed.headers), keep_alive, length)
     if heads is not None and head_size <= MAX_KNOWN_HEAD_BYTES:
         if len(heads) >= MAX_KNOWN_HEADS:
             heads.clear()  # many distinct heads: start again rather than grow
