@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
-import functools
 import os
 import statistics
 import subprocess
@@ -313,9 +311,9 @@ async def _rounds(plan: Plan, floor: tuple[int, int], gateway: tuple[int, int]) 
     falls on both rather than on one of them."""
     done: list[Round] = []
     for n in range(plan.rounds):
-        make = functools.partial(heartbeat_maker, plan.unique_heads)
-        low = await measure_rps(floor[0], make(), plan.seconds, plan.conns, floor[1])
-        high = await measure_rps(gateway[0], make(), plan.seconds, plan.conns, gateway[1])
+        make = heartbeat_maker(plan.unique_heads)  # the same kind of request for both
+        low = await measure_rps(floor[0], make, plan.seconds, plan.conns, floor[1])
+        high = await measure_rps(gateway[0], make, plan.seconds, plan.conns, gateway[1])
         done.append(Round(low, high))
         print(
             f"round {n + 1}/{plan.rounds}: floor {low.rps:,.0f}/s, "
@@ -384,8 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve_floor:
         serve_floor(args.serve_floor)
         return 0
-    plan = Plan(2.0, 1, 16, 50) if args.quick else Plan(4.0, 5, 32, 300)
-    plan = dataclasses.replace(plan, unique_heads=args.unique_heads)
+    shape = (2.0, 1, 16, 50) if args.quick else (4.0, 5, 32, 300)
+    plan = Plan(*shape, unique_heads=args.unique_heads)
     with tempfile.TemporaryDirectory(prefix="vm-bench-gw-") as tmp:
         work = Path(tmp)
         with (

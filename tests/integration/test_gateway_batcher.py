@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from nats.aio.client import Client
@@ -68,12 +69,19 @@ async def stored_in(nc: Client, prefix: str) -> list[bytes]:
     ]
 
 
-@pytest.fixture
-async def batcher(nc: Client) -> tuple[HeartbeatBatcher, Answers]:
+async def started(
+    nc: Client, timeout_s: float = 2.0, **options: Any
+) -> tuple[HeartbeatBatcher, Answers]:
+    """A started batcher whose outcomes and batch sizes ``Answers`` records."""
     answers = Answers()
-    batcher = HeartbeatBatcher(nc, 2.0, on_stored=answers.stored)
+    batcher = HeartbeatBatcher(nc, timeout_s, on_stored=answers.stored, **options)
     await batcher.start()
     return batcher, answers
+
+
+@pytest.fixture
+async def batcher(nc: Client) -> tuple[HeartbeatBatcher, Answers]:
+    return await started(nc)
 
 
 def submit(batcher: HeartbeatBatcher, answers: Answers, prefix: str, numbers: range) -> None:
@@ -114,9 +122,7 @@ async def test_a_stream_without_batches_gets_one_publish_per_heartbeat_from_the_
     nc: Client,
 ) -> None:
     prefix = await new_stream(nc, batched=False)
-    answers = Answers()
-    pub = HeartbeatBatcher(nc, 2.0, stream=stream_of(prefix), on_stored=answers.stored)
-    await pub.start()
+    pub, answers = await started(nc, stream=stream_of(prefix))
     assert not pub.batched  # read from the stream's configuration
     submit(pub, answers, prefix, range(4))
     await answers.settled(4)
@@ -145,11 +151,7 @@ async def test_a_stream_updated_to_take_batches_gets_them_without_a_restart(
     nc: Client,
 ) -> None:
     prefix = await new_stream(nc, batched=False)
-    answers = Answers()
-    pub = HeartbeatBatcher(
-        nc, 2.0, stream=stream_of(prefix), on_stored=answers.stored, reprobe_s=0.0
-    )
-    await pub.start()
+    pub, answers = await started(nc, stream=stream_of(prefix), reprobe_s=0.0)
     submit(pub, answers, prefix, range(3))
     await answers.settled(3)
     assert answers.batches == [1, 1, 1]
@@ -177,9 +179,7 @@ async def test_without_a_stream_every_heartbeat_fails(
 async def test_a_lost_ack_fails_its_batch_after_the_timeout_and_ingest_goes_on(
     nc: Client,
 ) -> None:
-    answers = Answers()
-    pub = HeartbeatBatcher(nc, 0.3, on_stored=answers.stored)
-    await pub.start()
+    pub, answers = await started(nc, 0.3)
     prefix = await new_stream(nc)
     # A core subscriber and no stream: nobody ever acknowledges these.
     silent = await nc.subscribe("silent.*")

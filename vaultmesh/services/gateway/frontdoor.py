@@ -5,224 +5,33 @@ Through ASGI each post pays for a request task, a scope, receive and send
 messages and two socket writes before any gateway code runs, and that was most
 of the gateway's CPU per heartbeat. This protocol, given to uvicorn as its
 ``http`` class, reads a connection's requests itself for as long as they are
-*plain* heartbeat posts:
+*plain* heartbeat posts (framing.py), and answers each through
+``HeartbeatIngest`` with one write. The first request that is anything else (a
+page, an API call, a chunked or oversized heartbeat, bytes that do not parse)
+is handed over with the rest of the connection, byte for byte from that
+request's first byte, to uvicorn's own httptools protocol, which serves it
+through FastAPI as before: one HTTP implementation for everything but the hot
+path, and the same answers either way.
 
-    POST /api/agent/heartbeat HTTP/1.x, exactly one Content-Length (1 byte up to
-    the body limit), no Transfer-Encoding, no Expect, no Upgrade
-
-and answers each through ``HeartbeatIngest`` with one write. The first request
-that is anything else (a page, an API call, a chunked or oversized heartbeat,
-bytes that do not parse) is handed over with the rest of the connection, byte
-for byte from that request's first byte, to uvicorn's own httptools protocol,
-which serves it through FastAPI as before: one HTTP implementation for
-everything but the hot path, and the same answers either way.
-
-Framing is httptools' decision, not a hand-written one: each request's head is
-parsed by a fresh httptools parser, and a request is served here only when that
-parser ends the message exactly at head + Content-Length bytes. What a head
-says is remembered by its bytes (the connection's last head, and up to 4096
-heads of the app, each at most 2 KiB): agents repeat their head but for
-Content-Length, and an identical head is not parsed again. Requests on one
-connection are answered in order, one at a time; pipelined ones wait in the
-buffer, and reading pauses when too many pile up. A connection idle for
-uvicorn's keep-alive timeout is closed, and at shutdown a connection closes
-once its current answer is written.
+Requests on one connection are answered in order, one at a time; pipelined
+ones wait in the buffer, and reading pauses when too many pile up. A
+connection idle for uvicorn's keep-alive timeout is closed, and at shutdown a
+connection closes once its current answer is written.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
-import functools
-from collections.abc import Mapping
-from dataclasses import dataclass
-from http import HTTPStatus
-from types import MappingProxyType
 from typing import Any, ClassVar, cast
 
-import httptools
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from vaultmesh.services.gateway.ingest import PATH, STORED, HeartbeatIngest, Reply
+from vaultmesh.services.gateway.framing import MORE, Head, HeartbeatPost, encode, frame
+from vaultmesh.services.gateway.ingest import STORED, HeartbeatIngest, Reply
 
-_START = f"POST {PATH} HTTP/1.".encode()
-_HEAD_END = b"\r\n\r\n"
-MAX_HEAD_BYTES = 16 * 1024  # a longer head goes to uvicorn, which applies its own limits
 PAUSE_READING_AT = 256 * 1024  # buffered (pipelined) bytes at which reading pauses
-MAX_KNOWN_HEADS = 4096  # heads remembered, so they are not parsed again (see frame)
-MAX_KNOWN_HEAD_BYTES = 2048
-_NOT_PLAIN = frozenset({b"transfer-encoding", b"expect", b"upgrade"})
-_JSON = b"content-type: application/json\r\n"
-_CLOSE = b"connection: close\r\n"
-# HttpParserUpgrade is not an HttpParserError.
-_PARSE_ERRORS = (httptools.HttpParserError, httptools.HttpParserUpgrade)
-
-
-class _Parsed:
-    """httptools callbacks for one request: its headers and body, and how far it got."""
-
-    __slots__ = ("begun", "body", "complete", "headers", "headers_done", "lengths", "plain")
-
-    def __init__(self) -> None:
-        self.headers: dict[str, str] = {}
-        self.body: list[bytes] = []
-        self.lengths: list[bytes] = []
-        self.plain = True
-        self.begun = 0
-        self.headers_done = False
-        self.complete = False
-
-    def on_message_begin(self) -> None:
-        self.begun += 1
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        name = name.lower()
-        if name == b"content-length":
-            self.lengths.append(value)
-        elif name in _NOT_PLAIN:
-            self.plain = False
-        # Latin-1, and the first of repeated headers wins: as starlette's Headers reads them.
-        self.headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
-
-    def on_headers_complete(self) -> None:
-        self.headers_done = True
-
-    def on_body(self, body: bytes) -> None:
-        self.body.append(body)
-
-    def on_message_complete(self) -> None:
-        self.complete = True
-
-
-@dataclass(frozen=True, slots=True)
-class Head:
-    """What the head of a plain heartbeat post says (and its bytes, to know it again)."""
-
-    raw: bytes  # the request line and headers, up to and with the blank line
-    headers: Mapping[str, str]  # lower-case names; read-only, as requests share it
-    keep_alive: bool
-    length: int  # of the body (Content-Length)
-
-
-@dataclass(frozen=True, slots=True)
-class HeartbeatPost:
-    """One plain heartbeat post, read whole: its head and its body."""
-
-    head: Head
-    body: bytes
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        """The headers, by lower-case name."""
-        return self.head.headers
-
-    @property
-    def keep_alive(self) -> bool:
-        """Whether the connection stays open after the answer."""
-        return self.head.keep_alive
-
-    @property
-    def size(self) -> int:
-        """How many bytes of the buffer the request took."""
-        return len(self.head.raw) + self.head.length
-
-
-class Verdict(enum.Enum):
-    """What the buffer holds when it is not (yet) a plain heartbeat post."""
-
-    MORE = "more"  # the start of a plain heartbeat post: wait for more bytes
-    OTHER = "other"  # anything else: uvicorn's turn
-
-
-MORE, OTHER = Verdict.MORE, Verdict.OTHER
-
-
-def frame(
-    buf: bytes | bytearray,
-    body_limit: int,
-    heads: dict[bytes, Head] | None = None,
-    last: Head | None = None,
-) -> HeartbeatPost | Verdict:
-    """The plain heartbeat post at the start of ``buf``, or MORE, or OTHER.
-
-    ``heads``: heads parsed before, by their bytes; ``last``: the head of the
-    connection's previous post. Agents send the same head again and again
-    (same client, host and token; only Content-Length varies), and a head
-    byte-for-byte equal to one parsed before is not parsed again: the parser
-    would say the same of it.
-    """
-    if last is not None and buf.startswith(last.raw):
-        return _body(buf, last)
-    if not buf.startswith(_START):
-        return MORE if len(buf) < len(_START) and _START.startswith(buf) else OTHER
-    end = buf.find(_HEAD_END)
-    head_size = len(buf) if end < 0 else end + len(_HEAD_END)
-    if heads is not None and end >= 0:
-        known = heads.get(bytes(memoryview(buf)[:head_size]))
-        if known is not None:
-            return _body(buf, known)
-    if buf.count(b"\n", 0, head_size) != buf.count(b"\r\n", 0, head_size):
-        return OTHER  # a bare line feed: where the head ends is uvicorn's parser's call
-    if end < 0:
-        return MORE if len(buf) <= MAX_HEAD_BYTES else OTHER
-    parsed = _Parsed()
-    parser = httptools.HttpRequestParser(parsed)
-    try:
-        parser.feed_data(buf[:head_size])
-    except _PARSE_ERRORS:
-        return OTHER
-    if not (parsed.headers_done and parsed.plain and parsed.begun == 1 and not parsed.complete):
-        return OTHER
-    keep_alive = parser.should_keep_alive()  # read now: the message's end resets it
-    if len(parsed.lengths) != 1 or not parsed.lengths[0].isdigit():
-        return OTHER
-    length = int(parsed.lengths[0])
-    if not 0 < length <= body_limit:
-        return OTHER
-    size = head_size + length
-    if len(buf) < size:
-        return MORE
-    try:
-        parser.feed_data(buf[head_size:size])
-    except _PARSE_ERRORS:
-        return OTHER
-    body = b"".join(parsed.body)
-    if not parsed.complete or parsed.begun != 1 or len(body) != length:
-        return OTHER
-    head = Head(bytes(buf[:head_size]), MappingProxyType(parsed.headers), keep_alive, length)
-    if heads is not None and head_size <= MAX_KNOWN_HEAD_BYTES:
-        if len(heads) >= MAX_KNOWN_HEADS:
-            heads.clear()  # many distinct heads: start again rather than grow
-        heads[head.raw] = head
-    return HeartbeatPost(head, body)
-
-
-def _body(buf: bytes | bytearray, head: Head) -> HeartbeatPost | Verdict:
-    """The post at the start of ``buf`` whose head is ``head``, once its body is all here."""
-    start = len(head.raw)
-    end = start + head.length
-    if len(buf) < end:
-        return MORE
-    return HeartbeatPost(head, bytes(buf[start:end]))
-
-
-@functools.cache
-def _status_line(status: int) -> bytes:
-    return b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode())
-
-
-def encode(reply: Reply, default_headers: list[tuple[bytes, bytes]], keep_alive: bool) -> bytes:
-    """The whole HTTP/1.1 response for ``reply`` (``default_headers``: date, server)."""
-    parts = [_status_line(reply.status)]
-    for name, value in (*default_headers, *reply.headers):
-        parts += (name, b": ", value, b"\r\n")
-    parts += (_JSON, b"content-length: %d\r\n" % len(reply.body))
-    if not keep_alive:
-        parts.append(_CLOSE)
-    parts += (b"\r\n", reply.body)
-    return b"".join(parts)
 
 
 class FrontDoor(asyncio.Protocol):
@@ -252,8 +61,8 @@ class FrontDoor(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._buf = bytearray()
         self._busy = False  # a heartbeat is being answered
-        self._keep_alive = True  # ... and the connection stays open after it
-        self._last: Head | None = None  # the previous post's head (see frame)
+        # The head of the post answered now, or last (framing.py reuses it).
+        self._last: Head | None = None
         self._serving = False  # inside _serve_next's loop
         self._closing = False  # close once the current answer is written
         self._read_paused = False
@@ -346,7 +155,6 @@ class FrontDoor(asyncio.Protocol):
         del self._buf[: request.size]
         self._last = request.head
         self._busy = True
-        self._keep_alive = request.keep_alive
         # The answer comes through _answer: at once for a refusal, after the ack otherwise.
         self.ingest.receive(request.headers, request.body, self._answer)
         return True
@@ -354,7 +162,8 @@ class FrontDoor(asyncio.Protocol):
     def _answer(self, reply: Reply) -> None:
         self._server_state.total_requests += 1
         transport = self._transport_or_fail()
-        keep_alive = self._keep_alive and not self._closing
+        head = self._last
+        keep_alive = head is not None and head.keep_alive and not self._closing
         if transport.is_closing():
             return
         transport.write(self._encoded(reply, keep_alive))

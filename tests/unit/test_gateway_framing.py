@@ -1,10 +1,10 @@
-"""What the gateway's front door serves itself (``frame``), and how it answers (``encode``)."""
+"""How the heartbeat hot path frames plain posts (``frame``) and writes answers (``encode``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from vaultmesh.services.gateway.frontdoor import (
+from vaultmesh.services.gateway.framing import (
     MAX_HEAD_BYTES,
     MAX_KNOWN_HEAD_BYTES,
     MAX_KNOWN_HEADS,
