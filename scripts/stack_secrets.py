@@ -9,9 +9,11 @@ files of mode 0600 in OUT_DIR (mode 0700):
 - ``vault_master_key``: the vault's 256-bit master key (base64);
 - ``logger_signing_key``: the logger's Ed25519 checkpoint key;
 - ``nats_seed_<identity>``: one NATS nkey seed per identity (fleet, gateway, vault, logger,
-  scheduler, agent, admin);
+  scheduler, agent, admin, provisioner);
 - ``nats_auth.conf``: the nats-server users (nkey public keys) with least-privilege
-  permissions from ``vaultmesh.shared.natsauth.permissions_for``;
+  permissions from ``vaultmesh.shared.natsauth.permissions_for``. It holds no secret, so it
+  is written again on every run: a new release's grants reach it (make a new Docker secret
+  of it, see docs/deploy.md);
 - ``nats_cluster.conf``: route credentials and the route list of the 3-node cluster.
 
 With ``--docker`` each file also becomes the Docker secret ``vaultmesh_<file name>``
@@ -100,7 +102,9 @@ def generate(out: Path) -> list[Path]:
     for identity in IDENTITIES:
         _once(out, f"nats_seed_{identity}", lambda p: write_private(p, new_seed() + "\n"))
     seeds = {i: (out / f"nats_seed_{i}").read_text().strip() for i in IDENTITIES}
-    _once(out, "nats_auth.conf", lambda p: write_private(p, auth_config(seeds)))
+    auth = out / "nats_auth.conf"
+    auth.unlink(missing_ok=True)
+    write_private(auth, auth_config(seeds))
     route_password = secrets.token_urlsafe(24)
     _once(out, "nats_cluster.conf", lambda p: write_private(p, cluster_config(route_password)))
     return sorted(p for p in out.iterdir() if p.is_file() and not p.name.startswith("."))

@@ -24,7 +24,7 @@ from tests.integration.test_vault_helpers import (  # noqa: F401 (fixtures)
     vault_settings,
 )
 from vaultmesh.services.vault.audit import AuditEntry, AuditTrail
-from vaultmesh.shared import bus, subjects
+from vaultmesh.shared import bus, natsauth, subjects
 from vaultmesh.shared.errors import Forbidden, Unavailable
 from vaultmesh.shared.models.audit import Outcome
 from vaultmesh.shared.streams import StreamLimits, audit_config, ensure_stream
@@ -39,8 +39,8 @@ async def admin(auth_nats: AuthNats) -> AsyncIterator[Client]:  # noqa: F811
 
 @contextlib.asynccontextmanager
 async def audit_stream_gone(auth: AuthNats) -> AsyncIterator[None]:
-    """Delete stream AUDIT for the duration (as the logger, who may manage it)."""
-    nc = await auth.connect("logger")
+    """Delete stream AUDIT for the duration (as the provisioner, who may manage it)."""
+    nc = await auth.connect(natsauth.PROVISIONER)
     js = nc.jetstream()
     try:
         with contextlib.suppress(NotFoundError):

@@ -27,10 +27,11 @@ from vaultmesh.services.vault import masterkey
 from vaultmesh.services.vault.component import VaultComponent
 from vaultmesh.services.vault.config import VaultSettings
 from vaultmesh.services.vault.service import build
-from vaultmesh.shared import bus, codec, natsauth, subjects
+from vaultmesh.shared import bus, codec, natsauth, provision, subjects
 from vaultmesh.shared.config import BusSettings
 from vaultmesh.shared.metrics import ServiceMetrics
 from vaultmesh.shared.natsserver import NatsServer
+from vaultmesh.shared.streams import StreamLimits
 
 PRINCIPALS = ("bob", "user", "ai-agent")
 TEST_ACL = """
@@ -95,7 +96,18 @@ def auth_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthNats]:
         extra_config=natsauth.server_config(identities),
     )
     with server:
-        yield AuthNats(server, identities)
+        auth = AuthNats(server, identities)
+        asyncio.run(provision_all(auth))
+        yield auth
+
+
+async def provision_all(auth: AuthNats) -> None:
+    """The provisioning step: only the provisioner may create streams and buckets."""
+    nc = await auth.connect(natsauth.PROVISIONER)
+    try:
+        await provision.provision(nc, StreamLimits())
+    finally:
+        await bus.close(nc)
 
 
 def vault_settings(auth: AuthNats, data_dir: Path, **overrides: Any) -> VaultSettings:
@@ -157,13 +169,14 @@ async def answering(auth: AuthNats, service: str, timeout: float = 10.0) -> None
 
 
 async def drop_vault_bucket(auth: AuthNats) -> None:
-    """Delete the KV bucket, so the next KV test starts empty."""
-    nc = await auth.connect("logger")
+    """Delete the KV bucket and provision it again, so the next KV test starts empty."""
+    nc = await auth.connect(natsauth.PROVISIONER)
     try:
         with contextlib.suppress(NotFoundError):
             await nc.jetstream().delete_key_value(subjects.KV_VAULT)
     finally:
         await bus.close(nc)
+    await provision_all(auth)
 
 
 async def raw_request(
@@ -178,7 +191,7 @@ async def audit_records(
     auth: AuthNats, match: Callable[[dict[str, Any]], bool], count: int, timeout: float = 20
 ) -> list[dict[str, Any]]:
     """Wait until ``count`` records in stream AUDIT satisfy ``match``; return them (raw dicts)."""
-    nc = await auth.connect("logger")
+    nc = await auth.connect(natsauth.PROVISIONER)
     try:
         js = nc.jetstream()
         deadline = time.monotonic() + timeout

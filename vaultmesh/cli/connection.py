@@ -40,19 +40,20 @@ def _local_url(local: Path) -> str | None:
         return None
 
 
-def operator_settings(**overrides: Any) -> BusSettings:
-    """Bus settings for an operator command: the environment, else the local ``vaultmesh up``."""
+def operator_settings(identity: str = natsauth.ADMIN, **overrides: Any) -> BusSettings:
+    """Bus settings for an operator command: the environment, else the local ``vaultmesh up``
+    (as its ``identity``: the admin, or the provisioner for ``vaultmesh provision``)."""
     settings = load_settings(BusSettings, **overrides)
     local = Path(os.environ.get(LOCAL_DIR_VAR, DEFAULT_LOCAL_DIR))
     identities = local / "secrets" / natsauth.FILE_NAME
     if _has_credentials(settings) or not identities.exists():
         return settings
-    admin = natsauth.load_or_create(local / "secrets")[natsauth.ADMIN]
+    own = natsauth.load_or_create(local / "secrets")[identity]
     update: dict[str, Any] = {
-        "nats_user": admin.name,
-        "nats_password": admin.password,
+        "nats_user": own.name,
+        "nats_password": own.password,
         # `vaultmesh up` gives every identity a private reply inbox.
-        "nats_inbox_prefix": natsauth.inbox_prefix(admin.name),
+        "nats_inbox_prefix": natsauth.inbox_prefix(own.name),
     }
     url = _local_url(local)
     if url and "nats_url" not in overrides and "VAULTMESH_NATS_URL" not in os.environ:

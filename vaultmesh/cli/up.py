@@ -128,11 +128,10 @@ class Stack:
         self._start_nats(data, auth)
         assert self.nats is not None
         env = local.Env(data, self.nats.url, self.args.log_level, tokens, self.args.http_host, auth)
+        # The provisioning step: the only identity that may create streams and buckets.
+        await local.provision_streams(self.nats.url, auth)
         nc = await self._connect(auth)
         try:
-            if auth is None:
-                # With per-service users each service creates the streams it uses.
-                await local.ensure_streams(nc)
             for spec in specs:
                 self._spawn(spec.name, spec.argv, env.for_service(spec, http_port), data)
             if not await self._wait_ready(nc, specs, http_port):

@@ -26,8 +26,9 @@ from nats.errors import Error as NatsError
 from nats.micro.service import ServiceVerb, control_subject
 
 import vaultmesh
-from vaultmesh.shared import natsauth, streams
+from vaultmesh.shared import bus, natsauth, provision, streams
 from vaultmesh.shared.config import BusSettings, load_settings
+from vaultmesh.shared.errors import Unavailable
 from vaultmesh.shared.files import create_private
 
 SERVICES_PACKAGE = "vaultmesh.services"
@@ -151,9 +152,10 @@ class LocalAuth:
         # Private reply inboxes: no local process can read another's replies (vault answers).
         return natsauth.identity_env(identity, private_inboxes=True)
 
-    def settings(self, nats_url: str) -> BusSettings:
-        """Bus settings for ``up`` itself (the operator identity: it only pings services)."""
-        env = self.env(natsauth.ADMIN)
+    def settings(self, nats_url: str, name: str = natsauth.ADMIN) -> BusSettings:
+        """Bus settings for ``up`` itself: the operator identity (it only pings services),
+        or the provisioner for the provisioning step."""
+        env = self.env(name)
         return load_settings(
             BusSettings,
             nats_url=nats_url,
@@ -227,16 +229,23 @@ class Env:
         return env
 
 
-async def ensure_streams(nc: Client) -> None:
-    """Create the streams with their local (single-replica) configuration."""
-    js = nc.jetstream()
-    limits = streams.StreamLimits()
-    for config in (
-        streams.heartbeats_config(limits),
-        streams.events_config(limits),
-        streams.audit_config(limits),
-    ):
-        await streams.ensure_stream(js, config)
+async def provision_streams(nats_url: str, auth: LocalAuth | None) -> None:
+    """The provisioning step, as the provisioner: every stream and bucket, single replica."""
+    settings = (
+        load_settings(BusSettings, nats_url=nats_url)
+        if auth is None
+        else auth.settings(nats_url, natsauth.PROVISIONER)
+    )
+    try:
+        nc = await bus.connect(settings, "vaultmesh-provision")
+    except Unavailable as exc:
+        raise StackError(str(exc)) from None
+    try:
+        await provision.provision(nc, streams.StreamLimits())
+    except (NatsError, TimeoutError) as exc:
+        raise StackError(f"provisioning the streams failed: {type(exc).__name__}") from None
+    finally:
+        await bus.close(nc)
 
 
 async def is_ready(nc: Client, spec: ServiceSpec, http_host: str, http_port: int) -> bool:

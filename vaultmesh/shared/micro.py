@@ -33,6 +33,8 @@ from vaultmesh.shared.metrics import ServiceMetrics
 from vaultmesh.shared.validation import parse
 
 log = logging.getLogger(__name__)
+# The bad-input code counted for a message an endpoint's ``accepts`` refused.
+REFUSED_REPLY = "foreign_reply"
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,14 @@ class RawEndpoint:
     respond: Responder
     # Requests that never wait are answered inline (the cheapest path); the rest in tasks.
     inline: Callable[[str], bool] = lambda _subject: False
+    # (subject, reply subject) -> serve it? A refused message is dropped unanswered and counted.
+    accepts: Callable[[str, str], bool] | None = None
+
+
+def _reply_of(request: Request) -> str:
+    """The reply subject: nats.micro's Request keeps it on the message it wraps, unexposed."""
+    msg = getattr(request, "_msg", None)
+    return str(getattr(msg, "reply", "") or "")
 
 
 class MicroService:
@@ -132,6 +142,11 @@ class MicroService:
 
     def _dispatch(self, endpoint: RawEndpoint) -> Callable[[Request], Awaitable[None]]:
         async def handle(request: Request) -> None:
+            if endpoint.accepts is not None and not endpoint.accepts(
+                request.subject, _reply_of(request)
+            ):
+                self._refuse(endpoint)
+                return
             if endpoint.inline(request.subject):
                 await self._serve(endpoint, request)
                 return
@@ -141,6 +156,13 @@ class MicroService:
             task.add_done_callback(self._finished)
 
         return handle
+
+    def _refuse(self, endpoint: RawEndpoint) -> None:
+        self._metrics.count_bad_input(endpoint.name, REFUSED_REPLY)
+        log.warning(
+            "message dropped: its reply subject is not its sender's inbox",
+            extra={"endpoint": endpoint.name},
+        )
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

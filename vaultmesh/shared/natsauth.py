@@ -9,10 +9,17 @@ Interface::
 ``load_or_create`` keeps one random password per identity in
 ``<data_dir>/nats-identities.json`` (mode 0600; new names are added, existing
 passwords kept). Identities: the services (``fleet``, ``gateway``, ``vault``,
-``logger``, ``scheduler``, ``agent``), the operator CLI ``admin`` and any vault
-principals named (AI agents and tools). Each gets least-privilege permissions
-from ``permissions_for``; the NATS server enforces them, so a principal P can
-publish vault requests only on ``vault.P.>``.
+``logger``, ``scheduler``, ``agent``), the operator CLI ``admin``, the
+``provisioner`` (the provisioning step, see ``vaultmesh.shared.provision``) and
+any vault principals named (AI agents and tools). Each gets least-privilege
+permissions from ``permissions_for``; the NATS server enforces them, so a
+principal P can publish vault requests only on ``vault.P.>``.
+
+JetStream is part of the attack surface: a stream or a consumer can capture a
+subject and deliver or republish it anywhere. So only the provisioner may create,
+update, purge or delete streams and buckets; a service's ``$JS.API`` grants name
+its own streams, buckets and consumers, and the logger's durable consumers are
+denied by name to every other reader of their streams.
 
 Passwords never go to a log or a ``repr``; the generated config text holds them
 in clear, so write it to a file only the server's user can read (or prefer the
@@ -36,8 +43,9 @@ from vaultmesh.shared.files import atomic_write
 
 FILE_NAME = "nats-identities.json"
 ADMIN = "admin"
+PROVISIONER = "provisioner"
 SERVICES = ("fleet", "gateway", "vault", "logger", "scheduler", "agent")
-BUILTIN = (*SERVICES, ADMIN)
+BUILTIN = (*SERVICES, ADMIN, PROVISIONER)
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,8 @@ class Permissions:
     subscribe: tuple[str, ...]
     # May reply to requests it received (micro endpoints, $SRV pings) without a publish grant.
     allow_responses: bool = False
+    # Refused even where ``publish`` allows (another identity's durable consumers).
+    deny_publish: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,32 +78,53 @@ def inbox_prefix(name: str) -> str:
     return subjects.inbox_prefix(name)
 
 
+# Who reads which stream through consumers, and the durable consumers that belong to one
+# identity only: every other reader of that stream is denied each API subject naming them.
+_DURABLES = (
+    (subjects.STREAM_AUDIT, subjects.DURABLE_LOGGER),
+    (subjects.STREAM_EVENTS, subjects.DURABLE_LOGGER),
+)
+
+
+def _reader(*streams: str) -> tuple[str, ...]:
+    """Inspect, read and run ephemeral consumers on ``streams``."""
+    grants: list[str] = []
+    for stream in streams:
+        grants += [*subjects.js_read_grants(stream), *subjects.js_consume_grants(stream)]
+    return tuple(grants)
+
+
+def _others_durables(name: str, streams: Iterable[str]) -> tuple[str, ...]:
+    owner = {subjects.DURABLE_LOGGER: "logger"}
+    denies: list[str] = []
+    for stream, durable in _DURABLES:
+        if stream in streams and owner[durable] != name:
+            denies += subjects.js_consumer_denies(stream, durable)
+    return tuple(denies)
+
+
 def _vault() -> Permissions:
-    # Scoped to the two streams it uses: AUDIT (publish records) and its KV bucket.
+    # Audit records go to AUDIT by plain subject (no API grant); the secrets live in its KV.
     return Permissions(
         publish=(
             subjects.audit_of("vault"),
-            subjects.kv_all(subjects.KV_VAULT),
-            *subjects.js_stream_grants(subjects.STREAM_AUDIT),
-            *subjects.js_stream_grants(subjects.kv_stream(subjects.KV_VAULT), consume=True),
+            *subjects.js_info_grants(subjects.STREAM_AUDIT),
+            *subjects.kv_grants(subjects.KV_VAULT),
         ),
         subscribe=(subjects.VAULT_ALL, subjects.SRV_ALL, subjects.INBOX_ALL),
         allow_responses=True,
     )
 
 
-# Services other than the vault get the whole JetStream API for now; per-stream
-# scoping of their grants comes with the identity issue (minted credentials).
-_SERVICE_GRANTS: dict[str, Permissions] = {
-    "fleet": Permissions(
+def _fleet() -> Permissions:
+    streams = (subjects.STREAM_HEARTBEATS, subjects.STREAM_EVENTS)
+    return Permissions(
         publish=(
             subjects.EVENT_ALL,
             subjects.COMMAND_ALL,
             subjects.audit_of("fleet"),
-            subjects.kv_all(subjects.KV_FLEET_STATE),
-            subjects.JS_API_ALL,
-            subjects.JS_ACK_ALL,
-            subjects.JS_FC_ALL,
+            *subjects.kv_grants(subjects.KV_FLEET_STATE),
+            *_reader(*streams),
         ),
         subscribe=(
             subjects.HEARTBEAT_ALL,
@@ -104,47 +135,62 @@ _SERVICE_GRANTS: dict[str, Permissions] = {
             subjects.INBOX_ALL,
         ),
         allow_responses=True,
-    ),
-    "gateway": Permissions(
+        deny_publish=_others_durables("fleet", streams),
+    )
+
+
+def _gateway() -> Permissions:
+    streams = (subjects.STREAM_HEARTBEATS, subjects.STREAM_EVENTS)
+    return Permissions(
         publish=(
             subjects.HEARTBEAT_ALL,
             subjects.EVENT_ALL,
             subjects.FLEET_API_ALL,
             subjects.audit_of("gateway"),
             subjects.SRV_ALL,
-            subjects.JS_API_ALL,
-            subjects.JS_ACK_ALL,
-            subjects.JS_FC_ALL,
+            *_reader(*streams),
+            *subjects.js_info_grants(subjects.STREAM_AUDIT),
         ),
         subscribe=(subjects.HEARTBEAT_ALL, subjects.EVENT_ALL, subjects.INBOX_ALL),
-    ),
-    "logger": Permissions(
-        publish=(
-            subjects.audit_of("logger"),
-            subjects.JS_API_ALL,
-            subjects.JS_ACK_ALL,
-            subjects.JS_FC_ALL,
-        ),
+        deny_publish=_others_durables("gateway", streams),
+    )
+
+
+def _logger() -> Permissions:
+    grants: list[str] = []
+    for stream, durable in _DURABLES:
+        grants += [*subjects.js_read_grants(stream), *subjects.js_consume_grants(stream, durable)]
+    return Permissions(
+        publish=(subjects.audit_of("logger"), *dict.fromkeys(grants)),
         subscribe=(subjects.LOGS_ALL, subjects.SRV_ALL, subjects.INBOX_ALL),
         allow_responses=True,
-    ),
-    "scheduler": Permissions(
+    )
+
+
+def _scheduler() -> Permissions:
+    # No JetStream API at all until the scheduler issue gives it its own SCHEDULES stream.
+    return Permissions(
         publish=(
             subjects.SCHED_ALL,
             subjects.vault("scheduler", "rotate"),
             subjects.audit_of("scheduler"),
-            subjects.JS_API_ALL,
-            subjects.JS_ACK_ALL,
         ),
         subscribe=(subjects.SCHED_ALL, subjects.SRV_ALL, subjects.INBOX_ALL),
         allow_responses=True,
-    ),
+    )
+
+
+def _agent() -> Permissions:
     # Per-node scoping (only its own fleet.heartbeat.<node>) comes with the identity issue.
-    "agent": Permissions(
+    return Permissions(
         publish=(subjects.HEARTBEAT_ALL, subjects.RECEIPT_ALL),
         subscribe=(subjects.COMMAND_ALL, subjects.INBOX_ALL),
-    ),
-}
+    )
+
+
+def _provisioner() -> Permissions:
+    # The provisioning step: the one identity that creates and tunes streams and buckets.
+    return Permissions(publish=(subjects.JS_API_ALL,), subscribe=(subjects.INBOX_ALL,))
 
 
 def _admin() -> Permissions:
@@ -162,6 +208,18 @@ def _admin() -> Permissions:
     )
 
 
+_GRANTS = {
+    "vault": _vault,
+    "fleet": _fleet,
+    "gateway": _gateway,
+    "logger": _logger,
+    "scheduler": _scheduler,
+    "agent": _agent,
+    PROVISIONER: _provisioner,
+    ADMIN: _admin,
+}
+
+
 def _principal(name: str) -> Permissions:
     return Permissions(
         publish=(subjects.vault_principal_prefix(name),), subscribe=(subjects.INBOX_ALL,)
@@ -170,13 +228,8 @@ def _principal(name: str) -> Permissions:
 
 def permissions_for(name: str) -> Permissions:
     """Permissions of identity ``name``: a built-in service, ``admin``, or a vault principal."""
-    if name == "vault":
-        return _vault()
-    if name == ADMIN:
-        return _admin()
-    if name in _SERVICE_GRANTS:
-        return _SERVICE_GRANTS[name]
-    return _principal(name)
+    grants = _GRANTS.get(name)
+    return _principal(name) if grants is None else grants()
 
 
 def _new_password() -> str:
@@ -221,6 +274,10 @@ def _quoted(items: Iterable[str]) -> str:
     return ", ".join(json.dumps(item) for item in items)
 
 
+def _denied(items: tuple[str, ...]) -> str:
+    return f", deny: [{_quoted(items)}]" if items else ""
+
+
 def subscribe_grants(name: str, *, private_inboxes: bool) -> tuple[str, ...]:
     """What identity ``name`` may subscribe to (only its own reply inbox if ``private_inboxes``)."""
     own = f"{inbox_prefix(name)}.>"
@@ -236,7 +293,7 @@ def user_entry(name: str, credential: str, *, private_inboxes: bool) -> str:
         f"    # {name}",
         f"    {{ {credential},",
         "      permissions: {",
-        f"        publish: {{ allow: [{_quoted(perms.publish)}] }}",
+        f"        publish: {{ allow: [{_quoted(perms.publish)}]{_denied(perms.deny_publish)} }}",
         f"        subscribe: {{ allow: [{_quoted(subscribe)}] }}",
     ]
     if perms.allow_responses:

@@ -1,4 +1,4 @@
-"""JetStream stream and KV definitions, and idempotent creation of them.
+"""JetStream stream and KV definitions, and how a service opens them.
 
 The stream layout is part of the architecture (see DESIGN.md): heartbeats are
 kept per subject as the durable last state and history; events, audit records
@@ -7,8 +7,14 @@ and schedules live in their own streams.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import (
     DiscardPolicy,
@@ -21,8 +27,28 @@ from nats.js.errors import BadRequestError, NotFoundError
 from nats.js.kv import KeyValue
 
 from vaultmesh.shared import subjects
+from vaultmesh.shared.errors import Unavailable
 
 DAY = 24 * 3600
+# How long a service waits at start for the provisioning step to make a missing stream.
+WAIT_S = 60.0
+_POLL_S = 1.0
+# The fields a stream's owner tunes (compared before asking for an update).
+_TUNED = (
+    "subjects",
+    "max_msgs_per_subject",
+    "max_msgs",
+    "max_age",
+    "max_msg_size",
+    "num_replicas",
+    "discard",
+    "duplicate_window",
+    "allow_direct",
+    "allow_batched",
+    "deny_purge",
+    "deny_delete",
+)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -91,43 +117,97 @@ def audit_config(limits: StreamLimits) -> StreamConfig:
         duplicate_window=120.0,
         # Fast-ingest batches (nats-server 2.14+): one ack per burst of audit records.
         allow_batched=True,
+        # Records leave only by age: no purge or message delete, by anyone.
+        deny_purge=True,
+        deny_delete=True,
     )
 
 
-async def ensure_stream(js: JetStreamContext, config: StreamConfig, *, owner: bool = False) -> None:
-    """Create ``config``'s stream when missing; only its ``owner`` updates an existing one.
+async def ensure_stream(
+    js: JetStreamContext, config: StreamConfig, *, owner: bool = False, wait_s: float = WAIT_S
+) -> None:
+    """Make sure ``config``'s stream exists; only its ``owner`` re-applies its tuning.
 
-    Several services write to the same stream, but one owns its tuning (history
-    depth, replicas): fleet-state owns HEARTBEATS and EVENTS, the logger AUDIT.
-    Everyone else only makes sure a publish has somewhere to land, so a service
-    with default limits never overwrites the owner's.
+    With per-service NATS identities only the provisioning step (``provision.py``)
+    may create or change a stream: a service finds its streams made, or waits up
+    to ``wait_s`` for them and then fails with a message naming the step. Without
+    NATS auth (tests, ``--no-nats-auth``) a service creates what is missing itself.
+    An owner (fleet-state for HEARTBEATS and EVENTS, the logger for AUDIT) asks
+    for an update only where the stream differs from its configuration, so a
+    provisioned stream costs no request the server would refuse.
     """
     assert config.name is not None
+    existing = await _stream_config(js, config.name)
+    if existing is None:
+        if not await _attempt(js.add_stream(config), config.name, "create"):
+            await _await_stream(js, config.name, wait_s)
+        return
+    if owner and differs(existing, config):
+        await _attempt(js.update_stream(config), config.name, "update")
+
+
+def differs(existing: StreamConfig, wanted: StreamConfig) -> bool:
+    """True when a field ``wanted`` sets has another value in ``existing``."""
+    for name in _TUNED:
+        want, have = getattr(wanted, name), getattr(existing, name)
+        if name == "subjects":
+            want, have = set(want or ()), set(have or ())
+        if want is not None and want != have:
+            return True
+    return False
+
+
+async def _stream_config(js: JetStreamContext, name: str) -> StreamConfig | None:
     try:
-        await js.stream_info(config.name)
+        return (await js.stream_info(name)).config
     except NotFoundError:
-        try:
-            await js.add_stream(config)
-        except BadRequestError:
-            # Created by someone else between our look and our add: fine if it exists now.
-            await js.stream_info(config.name)
-        return
-    if not owner:
-        return
+        return None
+
+
+async def _attempt(request: Awaitable[object], stream: str, verb: str) -> bool:
+    """Run a create or update of ``stream``; False when it did not happen."""
     try:
-        await js.update_stream(config)
-    except BadRequestError:
-        # Some fields (storage, retention) cannot change in place; keep the existing stream.
-        return
+        await request
+    except BadRequestError as exc:
+        # Created by someone else meanwhile, or a field that cannot change in place.
+        log.info("stream %s not %sd: %s", stream, verb, exc.description, extra={"stream": stream})
+        return False
+    except NatsTimeoutError:
+        # A permission violation gets no answer: this identity may not administer streams.
+        log.warning(
+            "stream %s not %sd: this identity may not; the provisioning step does",
+            stream,
+            verb,
+            extra={"stream": stream},
+        )
+        return False
+    return True
+
+
+async def _await_stream(js: JetStreamContext, name: str, wait_s: float) -> None:
+    """Wait for the provisioning step to create stream ``name``."""
+    deadline = time.monotonic() + wait_s
+    while await _stream_config(js, name) is None:
+        if time.monotonic() >= deadline:
+            raise Unavailable(
+                f"stream {name} does not exist and this identity may not create it: "
+                "run the provisioning step (`vaultmesh provision`)"
+            )
+        await asyncio.sleep(_POLL_S)
 
 
 async def ensure_kv(
-    js: JetStreamContext, bucket: str, replicas: int = 1, history: int = 1
+    js: JetStreamContext, bucket: str, replicas: int = 1, history: int = 1, wait_s: float = WAIT_S
 ) -> KeyValue:
-    """Open KV ``bucket``, creating it when missing."""
-    try:
+    """Open KV ``bucket``; create it where this identity may, else wait for provisioning."""
+    with contextlib.suppress(NotFoundError, BadRequestError):
         return await js.key_value(bucket)
-    except (NotFoundError, BadRequestError):
-        return await js.create_key_value(
-            KeyValueConfig(bucket=bucket, history=history, replicas=replicas)
-        )
+    config = kv_config(bucket, replicas, history)
+    if not await _attempt(js.create_key_value(config), subjects.kv_stream(bucket), "create"):
+        await _await_stream(js, subjects.kv_stream(bucket), wait_s)
+    return await js.key_value(bucket)
+
+
+def kv_config(bucket: str, replicas: int = 1, history: int = 1) -> KeyValueConfig:
+    """A KV bucket of VaultMesh (fleet state, vault ciphertexts)."""
+    return KeyValueConfig(bucket=bucket, history=history, replicas=replicas)

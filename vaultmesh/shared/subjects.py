@@ -199,29 +199,75 @@ def kv_all(bucket: str) -> str:
     return f"$KV.{token(bucket)}.>"
 
 
-def js_stream_grants(stream: str, *, consume: bool = False) -> tuple[str, ...]:
-    """JetStream API subjects to create, inspect and read one stream (and consume it)."""
+def js_info_grants(stream: str) -> tuple[str, ...]:
+    """JetStream API subjects to look at one stream's configuration and state (not its data)."""
+    return (f"{JS_API}.INFO", f"{JS_API}.STREAM.INFO.{token(stream)}")
+
+
+def js_read_grants(stream: str) -> tuple[str, ...]:
+    """JetStream API subjects to inspect one stream and read its messages by sequence."""
     name = token(stream)
-    grants = [
-        f"{JS_API}.INFO",
-        f"{JS_API}.STREAM.INFO.{name}",
-        f"{JS_API}.STREAM.CREATE.{name}",
-        f"{JS_API}.STREAM.UPDATE.{name}",
+    return (
+        *js_info_grants(stream),
         f"{JS_API}.STREAM.MSG.GET.{name}",
         f"{JS_API}.DIRECT.GET.{name}",
         f"{JS_API}.DIRECT.GET.{name}.>",
+    )
+
+
+def js_consume_grants(stream: str, durable: str | None = None) -> tuple[str, ...]:
+    """JetStream API subjects to run consumers on one stream: ``durable`` only, or ephemeral ones.
+
+    A consumer can deliver a stream's messages to any subject, so consumers are only
+    granted on streams whose content the identity may read anyway; see ``js_consumer_denies``
+    for keeping an ephemeral reader off another identity's durable consumer.
+    """
+    name = token(stream)
+    consumer = token(durable) if durable else "*"
+    grants = [
+        f"{JS_API}.CONSUMER.INFO.{name}.{consumer}",
+        f"{JS_API}.CONSUMER.DELETE.{name}.{consumer}",
+        f"{JS_API}.CONSUMER.MSG.NEXT.{name}.{consumer}",
+        f"{JS_API}.CONSUMER.CREATE.{name}.{consumer}",
+        f"{JS_API}.CONSUMER.CREATE.{name}.{consumer}.>",
+        f"{JS_ACK}.{name}.{consumer}.>",
+        f"{JS_FC}.{name}.{consumer}.>",
     ]
-    if consume:
-        grants += [
-            f"{JS_API}.CONSUMER.CREATE.{name}",
-            f"{JS_API}.CONSUMER.CREATE.{name}.>",
-            f"{JS_API}.CONSUMER.INFO.{name}.>",
-            f"{JS_API}.CONSUMER.DELETE.{name}.>",
-            f"{JS_API}.CONSUMER.MSG.NEXT.{name}.>",
-            f"{JS_ACK}.{name}.>",
-            f"{JS_FC}.{name}.>",
-        ]
+    if durable:
+        grants.append(f"{JS_API}.CONSUMER.DURABLE.CREATE.{name}.{consumer}")
+    else:
+        grants.append(f"{JS_API}.CONSUMER.CREATE.{name}")  # unnamed (ordered) consumers
     return tuple(grants)
+
+
+def js_consumer_denies(stream: str, durable: str) -> tuple[str, ...]:
+    """Every API subject that addresses durable consumer ``durable`` of ``stream`` by name."""
+    name, consumer = token(stream), token(durable)
+    return (
+        f"{JS_API}.CONSUMER.*.{name}.{consumer}",
+        f"{JS_API}.CONSUMER.*.{name}.{consumer}.>",
+        f"{JS_API}.CONSUMER.*.*.{name}.{consumer}",
+        f"{JS_ACK}.{name}.{consumer}.>",
+        f"{JS_FC}.{name}.{consumer}.>",
+    )
+
+
+def kv_grants(bucket: str) -> tuple[str, ...]:
+    """Read, write and watch the keys of KV ``bucket`` (never create, purge or delete it)."""
+    stream = kv_stream(bucket)
+    return (kv_all(bucket), *js_read_grants(stream), *js_consume_grants(stream))
+
+
+# Administration of streams and buckets: only the provisioning identity holds these.
+JS_ADMIN_OPS = (
+    "STREAM.CREATE",
+    "STREAM.UPDATE",
+    "STREAM.DELETE",
+    "STREAM.PURGE",
+    "STREAM.MSG.DELETE",
+    "STREAM.RESTORE",
+    "STREAM.SNAPSHOT",
+)
 
 
 # ---- wildcard patterns (appended for the logger's subject filter) ---------------------

@@ -25,7 +25,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from pydantic import BaseModel
 
-from vaultmesh.services.vault import masterkey
+from vaultmesh.services.vault import masterkey, replies
 from vaultmesh.services.vault.acl import PolicyHolder
 from vaultmesh.services.vault.audit import AuditEntry, AuditTrail
 from vaultmesh.services.vault.component import VaultComponent
@@ -355,6 +355,9 @@ async def build(
                 subjects.VAULT_ALL,
                 handlers.handle,
                 inline=lambda subject: subject.rpartition(".")[2] in inline,
+                accepts=replies.checker(
+                    private=replies.private_inboxes(settings.nats_inbox_prefix)
+                ),
             )
         ],
         metrics=metrics,
