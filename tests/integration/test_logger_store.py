@@ -103,11 +103,11 @@ def test_entries_rotate_into_segments_and_reopen_in_place(data_dir: Path) -> Non
 def test_redelivered_messages_are_not_written_twice(data_dir: Path) -> None:
     clock = ManualClock()
     auditlog = _open(data_dir, clock)
-    assert auditlog.commit([_audit(1), _audit(2), _event(1)]) == 3
-    assert auditlog.commit([_audit(2), _event(1), _audit(3)]) == 1
+    assert auditlog.commit([_audit(1), _audit(2), _event(1)]).written == 3
+    assert auditlog.commit([_audit(2), _event(1), _audit(3)]).written == 1
     auditlog.close()
     again = _open(data_dir, clock)  # marks are recovered from the entries themselves
-    assert again.commit([_audit(1), _audit(3), _event(1), _event(2)]) == 1
+    assert again.commit([_audit(1), _audit(3), _event(1), _event(2)]).written == 1
     assert [(e["stream"], e["stream_seq"]) for e in _lines(data_dir / "log")] == [
         ("AUDIT", 1),
         ("AUDIT", 2),
@@ -132,7 +132,7 @@ def test_torn_tail_is_cut_on_open(data_dir: Path) -> None:
     assert reopened.size == 7
     assert reopened.hwm("AUDIT") == 7
     assert path.read_bytes().endswith(b"}\n")
-    assert reopened.commit([_audit(8)]) == 1
+    assert reopened.commit([_audit(8)]).written == 1
     reopened.checkpoint()
     reopened.close()
     assert verify_dir(data_dir / "log").ok
@@ -260,7 +260,7 @@ def test_verify_catches_a_dropped_checkpoint_and_a_stale_root(data_dir: Path) ->
 
 def test_verify_with_the_wrong_public_key_fails(data_dir: Path, tmp_path: Path) -> None:
     log_dir = _signed_log(data_dir)
-    other = tmp_path / "other"
+    other = tmp_path / "elsewhere" / "data"  # its own secrets dir, so its own key
     local_env(other)
     _open(other, ManualClock()).close()  # writes other/log/checkpoint.pub
     report = verify_dir(log_dir, other / "log" / "checkpoint.pub")

@@ -20,9 +20,10 @@ import orjson
 from nats.aio.client import Client
 
 from vaultmesh.cli.connection import operator_settings
-from vaultmesh.services.logger.errors import LoggerError
+from vaultmesh.services.logger.errors import CheckpointError, LoggerError
 from vaultmesh.services.logger.proofcheck import check_consistency, check_inclusion
 from vaultmesh.services.logger.signing import load_public_keys
+from vaultmesh.services.logger.trusted import load_trusted
 from vaultmesh.services.logger.verify import verify_dir
 from vaultmesh.shared import bus, subjects
 from vaultmesh.shared.config import ConfigError
@@ -73,6 +74,17 @@ def register(sub: Any) -> None:
     verify = commands.add_parser("verify", help="verify a log directory offline")
     verify.add_argument("--dir", type=Path, help="log directory (default: VAULTMESH_DATA_DIR)")
     verify.add_argument("--pub", type=Path, help="public key file (default: DIR/checkpoint.pub)")
+    verify.add_argument(
+        "--trusted",
+        metavar="CHECKPOINT",
+        help="a checkpoint seen before (SIZE:ROOT_HASH, or a copy of ROOT.txt or of a "
+        "checkpoint's JSON) that the log must extend: catches a rollback",
+    )
+    verify.add_argument(
+        "--accept-gaps",
+        action="store_true",
+        help="accept stream gaps recorded by signed gap entries (still reported)",
+    )
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
     verify.set_defaults(func=_verify)
 
@@ -233,7 +245,12 @@ def _verify(args: argparse.Namespace) -> int:
     if directory is None or not directory.is_dir():
         print("vaultmesh logs verify: give --dir (a log directory)", file=sys.stderr)
         return 2
-    report = verify_dir(directory, args.pub)
+    try:
+        trusted = load_trusted(args.trusted) if args.trusted is not None else None
+    except CheckpointError as exc:
+        print(f"vaultmesh logs verify: --trusted: {exc}", file=sys.stderr)
+        return 2
+    report = verify_dir(directory, args.pub, accept_gaps=args.accept_gaps, trusted=trusted)
     if args.json:
         print(orjson.dumps(report.to_json()).decode())
     else:
@@ -248,4 +265,9 @@ def _verify(args: argparse.Namespace) -> int:
             print(f"  warning: {warning}")
         if report.first_bad_seq is not None:
             print(f"first bad entry: {report.first_bad_seq}")
+        if report.ok and report.trusted is not None:
+            print(f"extends the trusted checkpoint {report.trusted}")
+        if report.signed_size:
+            label = f"{report.signed_size}:{report.signed_root}"
+            print(f"latest checkpoint (keep it for --trusted): {label}")
     return 0 if report.ok else 1

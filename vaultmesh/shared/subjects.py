@@ -298,3 +298,7 @@ def subject_matches(pattern: str, subject: str) -> bool:
 # Subject recorded on the logger's own entry noting that a stream restarted its sequence
 # (never published on the bus; a label inside the audit log).
 LOGGER_STREAM_RESET = "logs.meta.stream_reset"
+
+# Subject recorded on the logger's own entry noting that stream sequences are missing
+# (deleted, purged or aged out before the logger read them); a label inside the audit log.
+LOGGER_STREAM_GAP = "logs.meta.stream_gap"

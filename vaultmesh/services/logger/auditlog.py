@@ -10,11 +10,13 @@ Directory layout (``VAULTMESH_DATA_DIR``)::
                                          as of the last checkpoint
 
 Durability: ``commit`` writes a batch, fsyncs it once, then extends the tree;
-only then may the caller acknowledge the messages. ``checkpoint`` fsyncs the tree
-files, signs, appends to the chain and writes ``state.json``. On ``open`` the log
-cuts a torn tail, rolls the tree back to the anchor, replays the entries written
-since (re-deriving the tree and each stream's high-water mark), and refuses to
-run if the result disagrees with the latest signed checkpoint.
+only then may the caller acknowledge the messages. A jump in a stream's
+sequence is written as a gap entry before the message after it (``gaps``).
+``checkpoint`` fsyncs the tree files, signs, appends to the chain and writes
+``state.json``. On ``open`` the log cuts a torn tail, rolls the tree back to the
+anchor, replays the entries written since (re-deriving the tree and each
+stream's high-water mark), and refuses to run if the result disagrees with the
+latest signed checkpoint.
 
 One thread writes (``commit``/``checkpoint``); readers (``snapshot``, proofs) may
 run in other threads at the same time.
@@ -35,6 +37,7 @@ import orjson
 from vaultmesh.services.logger import entry, merkle
 from vaultmesh.services.logger.checkpoint import Checkpoint, ProofChain, sign_checkpoint
 from vaultmesh.services.logger.errors import LogCorrupt
+from vaultmesh.services.logger.gaps import Gap, gap_before, gap_note
 from vaultmesh.services.logger.segments import Segment, SegmentStore, read_forward
 from vaultmesh.services.logger.signing import Signer, public_pem, publish_public_key
 from vaultmesh.services.logger.treestore import FileTree
@@ -49,6 +52,14 @@ STATE_FILE = "state.json"
 SEGMENTS_DIR = "segments"
 TREE_DIR = "tree"
 _REPLAY_BATCH = 4096
+
+
+@dataclass(frozen=True)
+class Committed:
+    """What one ``commit`` wrote."""
+
+    written: int  # captured messages written (gap entries not counted)
+    gaps: list[tuple[int, Gap]]  # each gap found, with the log sequence of its entry
 
 
 @dataclass(frozen=True)
@@ -242,17 +253,27 @@ class AuditLog:
         self._last_received = max(now, self._last_received)
         return self._last_received
 
-    def commit(self, messages: Sequence[entry.Incoming]) -> int:
-        """Write, fsync and hash ``messages`` (skipping ones already logged); return how many."""
-        fresh = []
+    def commit(self, messages: Sequence[entry.Incoming]) -> Committed:
+        """Write, fsync and hash ``messages`` (skipping ones already logged).
+
+        A message that jumps over stream sequences is preceded by a gap entry (see
+        ``gaps``): whatever the caller does, the log never skips a sequence silently.
+        """
+        lines: list[entry.Incoming] = []
+        found: list[tuple[int, Gap]] = []
         for msg in messages:
-            if msg.stream_seq <= self._hwm.get(msg.stream, 0):
+            mark = self._hwm.get(msg.stream, 0)
+            if msg.stream_seq <= mark:
                 self.duplicates += 1
                 continue
-            fresh.append(msg)
+            gap = gap_before(mark, msg)
+            if gap is not None:
+                found.append((self._tree.size + len(lines), gap))
+                lines.append(gap_note(gap, msg.stored_ns))
+            lines.append(msg)
             self._hwm[msg.stream] = msg.stream_seq
-        self._write(fresh)
-        return len(fresh)
+        self._write(lines)
+        return Committed(len(lines) - len(found), found)
 
     def _write(self, messages: Sequence[entry.Incoming]) -> None:
         if not messages:

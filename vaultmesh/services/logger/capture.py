@@ -7,7 +7,9 @@ re-created at the log's high-water mark + 1, so a crash never waits for an ack
 timeout and never reorders. Feeds put batches on a bounded queue; the writer
 plans each batch (see ``delivery``), commits it in a worker thread (one write,
 one fsync, the tree), and only then acknowledges: one ack per stream per batch.
-Between batches the writer signs checkpoints on schedule.
+Between batches the writer signs checkpoints on schedule. A gap in a stream's
+sequence is written as a gap entry (``gaps``), signed at once, and announced
+(``alerts``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 
-from vaultmesh.services.logger.auditlog import AuditLog
+from vaultmesh.services.logger.alerts import GapAlerts
+from vaultmesh.services.logger.auditlog import AuditLog, Committed
 from vaultmesh.services.logger.delivery import BatchPlan, plan_batch
 from vaultmesh.services.logger.errors import LoggerError
 from vaultmesh.services.logger.feed import QUEUE_BATCHES, RETRY_S, Feed, Fetched, to_incoming
@@ -46,6 +49,7 @@ class Capture:
         fetch_wait: float,
         checkpoint_interval: float,
         metrics: CaptureMetrics,
+        alerts: GapAlerts,
         reopen: Callable[[], AuditLog],
     ) -> None:
         self.log = auditlog
@@ -59,6 +63,7 @@ class Capture:
         self._batch = batch_size
         self._interval = checkpoint_interval
         self._metrics = metrics
+        self._alerts = alerts
         self._reopen = reopen
         self._fresh: set[str] = set()
         self._writer: asyncio.Task[None] | None = None
@@ -101,6 +106,7 @@ class Capture:
         self._stopping.set()
         await writer
         await self.checkpoint()
+        await self._alerts.flushed()
 
     async def checkpoint(self) -> None:
         """Sign a checkpoint now if the log grew."""
@@ -177,7 +183,7 @@ class Capture:
     async def _commit(self, messages: list[Msg]) -> None:
         try:
             async with self._io:
-                plan = await asyncio.to_thread(self._plan_and_write, messages)
+                plan, committed = await asyncio.to_thread(self._plan_and_write, messages)
         except OSError:
             log.exception("log write failed; reopening the log")
             self._metrics.write_errors.labels(self._metrics.service).inc()
@@ -188,21 +194,33 @@ class Capture:
                 await messages[index].ack()
         except NatsError as exc:  # written but not acked: redelivered later, then skipped
             log.warning("ack failed", extra={"error": type(exc).__name__})
-        self._metrics.record(plan, self.log.size)
+        self._metrics.record(plan, [gap for _seq, gap in committed.gaps], self.log.size)
         if plan.accept:
             self._announce()
+        if committed.gaps:
+            await self._gaps_found(committed)
         for stream in plan.reanchor:
             log.warning("delivery gap; re-anchoring", extra={"stream": stream})
             self._metrics.reanchors.labels(self._metrics.service, stream).inc()
             await self._reanchor(self._feeds[stream])
 
-    def _plan_and_write(self, messages: list[Msg]) -> BatchPlan:
+    def _plan_and_write(self, messages: list[Msg]) -> tuple[BatchPlan, Committed]:
         incoming = [to_incoming(m) for m in messages]
         hwm = {stream: self.log.hwm(stream) for stream in self._feeds}
         plan = plan_batch(incoming, hwm, self._fresh)
-        self.log.commit(plan.accept)
+        committed = self.log.commit(plan.accept)
         self._fresh = plan.fresh
-        return plan
+        return plan, committed
+
+    async def _gaps_found(self, committed: Committed) -> None:
+        """Raise the alarm, and sign the gap entries now rather than at the next interval."""
+        for seq, gap in committed.gaps:
+            log.error(
+                "stream gap: messages missing before the logger read them; recorded in the log",
+                extra={**gap.to_json(), "log_seq": seq},
+            )
+            self._alerts.raise_gap(gap, seq)
+        await self.checkpoint()
 
     async def _recover(self) -> None:
         """Reopen the log from disk (as after a crash) and re-anchor every consumer."""

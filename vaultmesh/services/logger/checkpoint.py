@@ -36,6 +36,7 @@ FORMAT = "vaultmesh.logger.checkpoint/v1"
 ROOT_FILE = "ROOT.txt"
 CHAIN_FILE = "PROOFCHAIN.json"
 _NO_PREV = "-"
+_DASH = "\u2014"  # starts a signature line of a signed note
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class Checkpoint:
     def note(self) -> str:
         """The checkpoint as a signed note (the content of ROOT.txt)."""
         sig = base64.b64encode(self.signature).decode("ascii")
-        return f"{self.body().decode()}\n\u2014 {self.key_id} {sig}\n"
+        return f"{self.body().decode()}\n{_DASH} {self.key_id} {sig}\n"
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for PROOFCHAIN.json and the bus."""
@@ -94,6 +95,19 @@ class Checkpoint:
         if cp.tree_size < 0 or len(cp.root_hash) != 32:
             raise CheckpointError("malformed checkpoint")
         return cp
+
+
+def parse_note(text: str) -> Checkpoint:
+    """The checkpoint in a signed note (ROOT.txt's content); raise CheckpointError if not one."""
+    body, blank, signature = text.partition("\n\n")
+    fields = body.split("\n")
+    sig = signature.strip().split(" ")
+    if not blank or len(fields) != 6 or fields[0] != FORMAT or len(sig) != 3 or sig[0] != _DASH:
+        raise CheckpointError("not a signed checkpoint note")
+    names = ("log_id", "tree_size", "root_hash", "time", "prev")
+    return Checkpoint.from_json(
+        {**dict(zip(names, fields[1:], strict=True)), "key_id": sig[1], "signature": sig[2]}
+    )
 
 
 def sign_checkpoint(

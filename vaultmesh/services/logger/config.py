@@ -32,6 +32,9 @@ class LoggerSettings(ServiceSettings):
     logger_fetch_wait_s: float = Field(default=1.0, ge=0.05, le=30)
     # Also capture the EVENTS stream (fleet.event.>) with a second durable consumer.
     logger_capture_events: bool = True
+    # Also announce a gap in a stream as an incident event (fleet.event.incident._) on
+    # EVENTS; the audit record audit.logger.stream_gap is always published.
+    logger_gap_incidents: bool = True
     # Replicas for the streams the logger creates when they do not exist yet.
     stream_replicas: int = Field(default=1, ge=1, le=5)
 

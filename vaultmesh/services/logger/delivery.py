@@ -8,8 +8,9 @@ high-water mark); against it every message is:
 
 - a duplicate (sequence <= mark): skipped, but acknowledged;
 - next in line (mark + 1), or the first message after the consumer was anchored
-  (anything after the mark; a jump means the stream dropped those messages by
-  its retention limits before they were read): written;
+  (anything after the mark; a jump means the stream no longer holds those
+  messages — aged out, deleted or purged — and the log writes a gap entry
+  before it, see ``gaps``): written;
 - ahead of a gap: not written and not acknowledged; the stream's consumer is
   re-anchored at mark + 1, so nothing is ever skipped.
 """
@@ -31,8 +32,6 @@ class BatchPlan:
     ack: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
     reanchor: set[str] = field(default_factory=set)
-    # Per stream, sequences the stream no longer held when its consumer was anchored.
-    aged_out: dict[str, int] = field(default_factory=dict)
     # Streams still waiting for their first message since being anchored.
     fresh: set[str] = field(default_factory=set)
 
@@ -49,8 +48,6 @@ def plan_batch(messages: Sequence[Incoming], hwm: Mapping[str, int], fresh: set[
         if seq <= mark:
             plan.duplicates += 1
         elif seq == mark + 1 or stream in plan.fresh:
-            if seq > mark + 1:
-                plan.aged_out[stream] = plan.aged_out.get(stream, 0) + seq - mark - 1
             plan.accept.append(msg)
             marks[stream] = seq
         else:

@@ -6,7 +6,7 @@ A line is compact JSON with the fields, in this order::
     received    when the logger received it (RFC 3339 UTC, microseconds, fixed width)
     stored      when JetStream stored it (same format)
     subject     the NATS subject
-    kind        event kind, or command / receipt / schedule / audit
+    kind        event kind, or command / receipt / schedule / audit, or gap (see gaps.py)
     node        node id the message is about, or null
     severity    debug .. critical (info when the message does not say)
     stream      the JetStream stream it came from (AUDIT or EVENTS)
@@ -107,6 +107,8 @@ def classify(subject: str, payload: Any) -> tuple[str, str | None]:
         return "schedule", _node_field(payload)
     if subject.startswith(_AUDIT_PREFIX):
         return "audit", _node_field(payload)
+    if subject == subjects.LOGGER_STREAM_GAP:
+        return "gap", None
     return subject.partition(".")[0], _node_field(payload)
 
 

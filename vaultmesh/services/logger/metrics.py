@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from vaultmesh.services.logger.delivery import BatchPlan
+from vaultmesh.services.logger.gaps import Gap
 from vaultmesh.shared.metrics import ServiceMetrics
 
 
@@ -17,10 +18,20 @@ class CaptureMetrics:
         self.duplicates = metrics.counter(
             "vaultmesh_logger_duplicates_total", "Redelivered messages skipped."
         )
-        self.aged_out = metrics.counter(
-            "vaultmesh_logger_aged_out_total",
-            "Stream sequences gone (retention) before the logger read them.",
+        self.gaps = metrics.counter(
+            "vaultmesh_logger_stream_gaps_total",
+            "Gaps in a stream's sequence, each recorded as a signed gap entry.",
             ["stream"],
+        )
+        self.missing = metrics.counter(
+            "vaultmesh_logger_missing_messages_total",
+            "Stream sequences gone (aged out, deleted or purged) before the logger read them.",
+            ["stream"],
+        )
+        self.gap_alerts = metrics.counter(
+            "vaultmesh_logger_gap_alerts_total",
+            "Alerts about gaps published: audit record or incident event, stored or failed.",
+            ["channel", "result"],
         )
         self.reanchors = metrics.counter(
             "vaultmesh_logger_reanchors_total", "Consumers re-created after a gap.", ["stream"]
@@ -31,12 +42,13 @@ class CaptureMetrics:
         self.signed = metrics.gauge("vaultmesh_logger_signed_size", "Entries under a checkpoint.")
         self.service = name
 
-    def record(self, plan: BatchPlan, log_size: int) -> None:
+    def record(self, plan: BatchPlan, gaps: list[Gap], log_size: int) -> None:
         """Count one committed batch."""
         for msg in plan.accept:
             self.written.labels(self.service, msg.stream).inc()
-        for stream, count in plan.aged_out.items():
-            self.aged_out.labels(self.service, stream).inc(count)
+        for gap in gaps:
+            self.gaps.labels(self.service, gap.stream).inc()
+            self.missing.labels(self.service, gap.stream).inc(gap.missing)
         if plan.duplicates:
             self.duplicates.labels(self.service).inc(plan.duplicates)
         self.size.labels(self.service).set(log_size)

@@ -21,6 +21,7 @@ from nats.js.api import StreamConfig
 from pydantic import BaseModel
 
 from vaultmesh.services.logger import query, timespec
+from vaultmesh.services.logger.alerts import GapAlerts
 from vaultmesh.services.logger.auditlog import AuditLog
 from vaultmesh.services.logger.capture import Capture
 from vaultmesh.services.logger.config import LoggerSettings
@@ -210,14 +211,17 @@ async def build_logger(
         log_id=settings.logger_log_id,
         segment_bytes=settings.logger_segment_bytes,
     )
+    js = nc.jetstream()
+    capture_metrics = CaptureMetrics(metrics)
     capture = Capture(
-        nc.jetstream(),
+        js,
         await _open(open_log, settings.data_dir),
         streams=_streams(settings),
         batch_size=settings.logger_batch_size,
         fetch_wait=settings.logger_fetch_wait_s,
         checkpoint_interval=settings.logger_checkpoint_interval_s,
-        metrics=CaptureMetrics(metrics),
+        metrics=capture_metrics,
+        alerts=GapAlerts(js, clock, capture_metrics, incidents=settings.logger_gap_incidents),
         reopen=open_log,
     )
     micro = MicroService(

@@ -8,7 +8,12 @@ Needs only the directory (or a copy of it) and the public key; writes nothing.
    position, and no stream sequence repeats or goes back (nothing doubled);
 3. the Merkle tree recomputed from the lines has, at every checkpoint's size,
    that checkpoint's root, and consecutive checkpoints are consistent (a proof
-   built from the recomputed tree verifies against both signed roots).
+   built from the recomputed tree verifies against both signed roots);
+4. each stream's sequence has no hole: a jump must be recorded by a gap entry
+   (``gaps``), and even a recorded gap fails unless ``accept_gaps`` (then only a
+   signed gap entry is accepted, and still reported);
+5. with a ``trusted`` checkpoint seen before, the log is an extension of it
+   (``trusted``): a rollback or a rewritten history fails.
 
 When a checkpoint's root does not match, the stored tree files, if they still
 reproduce the signed root, are authenticated by it, and the first line whose
@@ -33,10 +38,12 @@ from vaultmesh.services.logger.checkpoint import (
 )
 from vaultmesh.services.logger.entry import EntryError, parse_line
 from vaultmesh.services.logger.errors import CheckpointError, SigningKeyError
+from vaultmesh.services.logger.gaps import Gap, gap_of, is_gap_entry
 from vaultmesh.services.logger.segments import Segment, list_segments, read_forward
 from vaultmesh.services.logger.signing import load_public_keys, signature_ok
 from vaultmesh.services.logger.tree import MemoryTree
 from vaultmesh.services.logger.treestore import FileTree
+from vaultmesh.services.logger.trusted import Trusted, check_extension
 from vaultmesh.shared import subjects
 
 _BATCH = 4096
@@ -49,10 +56,15 @@ class Report:
     entries: int = 0
     checkpoints: int = 0
     signed_size: int = 0
+    # Root of the latest signed checkpoint: keep "signed_size:signed_root" for --trusted.
+    signed_root: str = merkle.EMPTY_ROOT.hex()
     root_hash: str = merkle.EMPTY_ROOT.hex()
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     first_bad_seq: int | None = None
+    # Recorded gaps: stream, from_seq, to_seq, missing, seq (of the gap entry), signed.
+    gaps: list[dict[str, Any]] = field(default_factory=list)
+    trusted: str | None = None  # the trusted checkpoint checked against, SIZE:ROOT
 
     @property
     def ok(self) -> bool:
@@ -78,6 +90,7 @@ class _EntryWalk:
         self.tree = MemoryTree()
         self._leaves: list[bytes] = []
         self._streams: dict[str, int] = {}
+        self.gaps: list[tuple[int, Gap]] = []  # recorded gaps and their entries' seqs
 
     def walk(self, directory: Path) -> None:
         """Check and hash every segment in ``directory``, in order."""
@@ -134,7 +147,21 @@ class _EntryWalk:
                     f"(after {previous})",
                     seq,
                 )
+            elif is_gap_entry(entry):
+                self._gap_entry(seq, entry, previous)
+            elif stream_seq > previous + 1:
+                hole = Gap(stream, previous + 1, stream_seq - 1)
+                self.report.bad(
+                    f"entry {seq} jumps over {hole.describe()} and no gap entry records it", seq
+                )
             self._streams[stream] = stream_seq
+
+    def _gap_entry(self, seq: int, entry: dict[str, Any], previous: int) -> None:
+        gap = gap_of(entry)
+        if gap is None or gap.first != previous + 1:
+            self.report.bad(f"entry {seq} is a malformed gap entry", seq)
+        else:
+            self.gaps.append((seq, gap))
 
     def _flush(self) -> None:
         self.tree.append(self._leaves)
@@ -216,8 +243,31 @@ def _locate(directory: Path, lo: int, cp: Checkpoint, walk: _EntryWalk) -> None:
         stored.close()
 
 
-def verify_dir(directory: Path, public_key_file: Path | None = None) -> Report:
-    """Verify the log in ``directory`` against the public key(s) in ``public_key_file``."""
+def _report_gaps(gaps: list[tuple[int, Gap]], report: Report, accept: bool) -> None:
+    for seq, gap in gaps:
+        signed = seq < report.signed_size
+        report.gaps.append({**gap.to_json(), "seq": seq, "signed": signed})
+        text = f"{gap.describe()} missing from the stream (gap recorded in entry {seq})"
+        if accept and signed:
+            report.warnings.append(f"{text}; accepted")
+        elif accept:
+            report.bad(f"{text}; not signed yet, so it cannot be accepted", seq)
+        else:
+            report.bad(f"{text}; accept recorded gaps with --accept-gaps", seq)
+
+
+def verify_dir(
+    directory: Path,
+    public_key_file: Path | None = None,
+    *,
+    accept_gaps: bool = False,
+    trusted: Trusted | None = None,
+) -> Report:
+    """Verify the log in ``directory`` against the public key(s) in ``public_key_file``.
+
+    ``accept_gaps``: a gap recorded by a signed gap entry is a warning, not a failure.
+    ``trusted``: a checkpoint seen before, which the log must extend.
+    """
     report = Report()
     try:
         keys: dict[str, Any] = dict(
@@ -238,7 +288,13 @@ def verify_dir(directory: Path, public_key_file: Path | None = None) -> Report:
     _check_roots(chain, walk, directory)
     report.entries, report.checkpoints = walk.tree.size, len(chain)
     report.signed_size = chain[-1].tree_size if chain else 0
+    report.signed_root = chain[-1].root_hash.hex() if chain else merkle.EMPTY_ROOT.hex()
     report.root_hash = walk.tree.root().hex()
+    _report_gaps(walk.gaps, report, accept_gaps)
+    if trusted is not None:
+        report.trusted = trusted.label()
+        for problem in check_extension(trusted, chain, walk.tree, walk.tree.size, keys):
+            report.bad(problem)
     unsigned = report.entries - report.signed_size
     if unsigned > 0:
         report.warnings.append(f"{unsigned} entries after the last checkpoint are not signed yet")
