@@ -95,6 +95,41 @@ async def test_sign_in_sets_an_http_only_cookie_that_opens_apis_and_events(
         assert_error_shape(await client.get("/api/fleet/counts"), 401)
 
 
+async def test_a_logged_out_cookie_is_refused_by_every_replica(
+    gateway: Gateway, nats_server: NatsServer
+) -> None:
+    async with (
+        running_gateway(nats_server.url, fleet=False) as other,
+        gateway.client() as browser,
+        other.client() as thief,
+    ):
+        assert (await browser.post("/login", data={"token": ADMIN_TOKEN})).status_code == 303
+        stolen = {"Cookie": f"{COOKIE_NAME}={browser.cookies[COOKIE_NAME]}"}
+        assert (await thief.get("/api/fleet/counts", headers=stolen)).status_code == 200
+        assert (await browser.post("/logout")).status_code == 303
+
+        async with gateway.client() as same_replica:
+            assert_error_shape(await same_replica.get("/api/fleet/counts", headers=stolen), 401)
+            page = await same_replica.get("/console", headers=stolen)
+            assert page.status_code == 303  # back to the sign-in form
+
+        async def refused_by_the_other() -> bool:
+            return (await thief.get("/api/fleet/counts", headers=stolen)).status_code == 401
+
+        await eventually(refused_by_the_other, "the other replica to refuse the cookie")
+        assert_error_shape(await thief.get("/api/nodes", headers=stolen), 401)
+        assert_error_shape(await thief.get("/events", headers=stolen), 401)
+
+    # A replica started after the logout loads the revocation before it serves.
+    async with running_gateway(nats_server.url, fleet=False) as late, late.client() as client:
+        assert_error_shape(await client.get("/api/fleet/counts", headers=stolen), 401)
+        value = gateway.metrics.registry.get_sample_value(
+            "vaultmesh_gateway_session_revocations_total",
+            {"service": "gateway", "result": "stored"},
+        )
+        assert value == 1
+
+
 async def test_a_refused_sign_in_goes_back_to_the_form_without_a_cookie(gateway: Gateway) -> None:
     async with gateway.client() as client:
         reply = await client.post(

@@ -36,6 +36,11 @@ async def signed_in(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+def own_origin(gateway: Gateway) -> dict[str, str]:
+    """The ``Origin`` a browser sends for a form on the gateway's own pages."""
+    return {"Origin": gateway.base_url}
+
+
 def form(node: uuid.UUID | str, **fields: str) -> dict[str, Any]:
     return {
         "kind": "ack",
@@ -51,7 +56,7 @@ async def test_a_form_post_stores_the_event_and_goes_back_to_the_node(
     gateway: Gateway, signed_in: httpx.AsyncClient
 ) -> None:
     node = uuid.uuid4()
-    reply = await signed_in.post("/console/events", data=form(node))
+    reply = await signed_in.post("/console/events", data=form(node), headers=own_origin(gateway))
     assert reply.status_code == 303
     assert reply.headers["location"] == f"/console?node={node}"
     stored = await gateway.nc.jetstream().get_last_msg(
@@ -75,25 +80,46 @@ async def test_a_form_post_stores_the_event_and_goes_back_to_the_node(
 
 
 async def test_a_note_without_a_node_goes_back_to_the_console(
-    signed_in: httpx.AsyncClient,
+    gateway: Gateway, signed_in: httpx.AsyncClient
 ) -> None:
-    reply = await signed_in.post("/console/events", data=form("", kind="note"))
+    # A browser that sends only Sec-Fetch-Site (no Origin) is believed too.
+    headers = {"Sec-Fetch-Site": "same-origin"}
+    reply = await signed_in.post("/console/events", data=form("", kind="note"), headers=headers)
     assert reply.status_code == 303
     assert reply.headers["location"] == "/console"
 
 
 @pytest.mark.parametrize(
-    "headers",
+    ("headers", "problem"),
     [
-        pytest.param({"Origin": "http://evil.example"}, id="other-origin"),
-        pytest.param({"Sec-Fetch-Site": "cross-site"}, id="cross-site-fetch"),
+        pytest.param({"Origin": "http://evil.example"}, "cross-site", id="other-origin"),
+        pytest.param({"Sec-Fetch-Site": "cross-site"}, "cross-site", id="cross-site-fetch"),
+        pytest.param({"Sec-Fetch-Site": "same-site"}, "cross-site", id="sibling-site-fetch"),
+        pytest.param({"Origin": "null"}, "cross-site", id="null-origin"),
+        pytest.param(
+            {"Origin": "null", "Sec-Fetch-Site": "same-origin"}, "cross-site", id="null-and-fetch"
+        ),
+        pytest.param({"Sec-Fetch-Site": "none"}, "cross-site", id="fetch-none-only"),
+        pytest.param({}, "no Origin", id="neither-header"),
     ],
 )
-async def test_cross_site_posts_are_refused(
-    signed_in: httpx.AsyncClient, headers: dict[str, str]
+async def test_posts_not_shown_to_be_same_site_are_refused(
+    gateway: Gateway, signed_in: httpx.AsyncClient, headers: dict[str, str], problem: str
 ) -> None:
-    reply = await signed_in.post("/console/events", data=form(uuid.uuid4()), headers=headers)
-    assert "cross-site" in assert_error_shape(reply, 403)
+    before = gateway.bad_input("/console/events", "cross_site") + gateway.bad_input(
+        "/console/events", "no_origin"
+    )
+    node = uuid.uuid4()
+    reply = await signed_in.post("/console/events", data=form(node), headers=headers)
+    assert problem in assert_error_shape(reply, 403)
+    after = gateway.bad_input("/console/events", "cross_site") + gateway.bad_input(
+        "/console/events", "no_origin"
+    )
+    assert after == before + 1
+    stored = await gateway.nc.jetstream().stream_info(
+        subjects.STREAM_EVENTS, subjects_filter=subjects.event("ack", node)
+    )
+    assert not stored.state.subjects  # nothing was posted
 
 
 @pytest.mark.parametrize(
@@ -106,14 +132,17 @@ async def test_cross_site_posts_are_refused(
     ],
 )
 async def test_bad_forms_are_refused_clearly(
-    signed_in: httpx.AsyncClient, fields: dict[str, str], problem: str
+    gateway: Gateway, signed_in: httpx.AsyncClient, fields: dict[str, str], problem: str
 ) -> None:
-    reply = await signed_in.post("/console/events", data=form(uuid.uuid4(), **fields))
+    data = form(uuid.uuid4(), **fields)
+    reply = await signed_in.post("/console/events", data=data, headers=own_origin(gateway))
     assert problem in assert_error_shape(reply, 422)
 
 
 async def test_without_a_session_the_browser_is_sent_to_sign_in(gateway: Gateway) -> None:
     async with gateway.client() as client:
-        reply = await client.post("/console/events", data=form(uuid.uuid4()))
+        reply = await client.post(
+            "/console/events", data=form(uuid.uuid4()), headers=own_origin(gateway)
+        )
     assert reply.status_code == 303
     assert reply.headers["location"].startswith("/login?next=/console/events")

@@ -45,6 +45,22 @@ def test_sessions_verify_until_they_expire() -> None:
     assert signer.verify(cookie) is None
 
 
+def test_a_revoked_session_is_refused_and_forgotten_once_expired() -> None:
+    clock = ManualClock()
+    signer = SessionSigner((A,), ttl_s=3600, clock=clock)
+    cookie, other = signer.issue(0), signer.issue(0)
+    session = signer.check(cookie)
+    assert session is not None
+    assert (session.token_index, session.session_id) == (0, cookie.split(".")[2])
+    signer.revoked.add(session.session_id, session.expires)
+    assert signer.verify(cookie) is None
+    assert signer.check(cookie) is None
+    assert signer.verify(other) == 0  # only that session ended
+    clock.advance(3601)
+    signer.revoked.prune()
+    assert len(signer.revoked) == 0
+
+
 def test_sessions_die_with_their_token_and_refuse_tampering() -> None:
     clock = ManualClock()
     cookie = SessionSigner((A, B), ttl_s=3600, clock=clock).issue(0)

@@ -25,6 +25,7 @@ def test_every_contract_route_is_documented(schema: dict[str, Any]) -> None:
         ("POST", "/api/agent/heartbeat"),
         ("GET", "/api/nodes"),
         ("GET", "/api/nodes/{node_id}"),
+        ("DELETE", "/api/nodes/{node_id}"),
         ("GET", "/api/nodes/{node_id}/history"),
         ("GET", "/api/fleet/counts"),
         ("GET", "/api/events"),

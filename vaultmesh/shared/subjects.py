@@ -302,3 +302,12 @@ LOGGER_STREAM_RESET = "logs.meta.stream_reset"
 # Subject recorded on the logger's own entry noting that stream sequences are missing
 # (deleted, purged or aged out before the logger read them); a label inside the audit log.
 LOGGER_STREAM_GAP = "logs.meta.stream_gap"
+
+# ---- appended for node removal and session revocation (issue 12) ----------------------
+# Revoked browser sessions (gateway logout), one key per session id; see shared/buckets.py.
+KV_SESSION_REVOCATIONS = "SESSION_REVOCATIONS"
+
+
+def kv_key(bucket: str, key: str) -> str:
+    """The subject of ``key`` in KV bucket ``bucket`` (a key is dot-free here: one token)."""
+    return f"$KV.{token(bucket)}.{token(key)}"

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from vaultmesh.shared import subjects
 from vaultmesh.shared.micro import Call, Endpoint
 from vaultmesh.shared.models.events import EventsQuery
-from vaultmesh.shared.models.fleet import HistoryRequest, ListNodesRequest, NodeRequest
+from vaultmesh.shared.models.fleet import (
+    DeleteNodeRequest,
+    HistoryRequest,
+    ListNodesRequest,
+    NodeRequest,
+)
 
 from .errors import UnknownNode
 from .events import EventWindow
 from .history import HeartbeatHistoryReader
 from .registry import Registry
+from .removal import Removal
 from .views import counts_view, node_view
 
 
@@ -24,8 +31,10 @@ class FleetApi:
         registry: Registry,
         window: EventWindow,
         history: HeartbeatHistoryReader,
+        delete: Callable[[str, str], Awaitable[Removal | None]],
     ) -> None:
         self._registry = registry
+        self._delete = delete
         self._window = window
         self._history = history
         self._default_interval = registry.policy.default_interval_s
@@ -41,6 +50,13 @@ class FleetApi:
                 self.history,
                 HistoryRequest,
                 concurrent=True,  # waits on the stream
+            ),
+            Endpoint(
+                "delete",
+                subjects.fleet_api("delete"),
+                self.delete_node,
+                DeleteNodeRequest,
+                concurrent=True,  # waits on KV
             ),
             Endpoint("counts", subjects.fleet_api("counts"), self.counts),
             Endpoint("events", subjects.fleet_api("events"), self.events, EventsQuery),
@@ -70,6 +86,15 @@ class FleetApi:
             raise UnknownNode(node_id)
         beats = await self._history.newest(node_id, query.limit)
         return {"node_id": node_id, "heartbeats": beats}
+
+    async def delete_node(self, call: Call) -> dict[str, Any]:
+        """``NodeRemoval``: remove the node from the registry and FLEET_STATE, or not_found."""
+        query: DeleteNodeRequest = call.payload
+        node_id = str(query.node_id)
+        removal = await self._delete(node_id, query.by)
+        if removal is None:
+            raise UnknownNode(node_id)
+        return removal.view().model_dump(mode="json")
 
     async def counts(self, _call: Call) -> dict[str, int]:
         """``FleetCounts``: total / healthy / attention / critical."""

@@ -34,6 +34,8 @@ class FleetSettings(ServiceSettings):
     fleet_stream_replicas: int = Field(default=1, ge=1, le=5)
     fleet_heartbeat_history: int = Field(default=100, ge=1, le=10_000)
     fleet_heartbeat_max_age_s: float = Field(default=7 * DAY, gt=0)
+    # A node silent for longer than this leaves the registry and FLEET_STATE; 0: never.
+    fleet_node_retention_s: float = Field(default=7 * DAY, ge=0)
 
     @field_validator("fleet_crit_intervals")
     @classmethod

@@ -4,13 +4,17 @@ Written only when a node's derived state changes (status, reasons, drift,
 baseline, registration), never per heartbeat. It also carries the node's last
 known facts at that moment, so a node whose heartbeats have aged out of the
 HEARTBEATS stream is still known (and correctly CRIT) after a restart.
+
+A removed node's key holds a ``TombstoneRecord`` instead: the HEARTBEATS
+sequence up to which its heartbeats are history, so a restart's replay does
+not bring it back (see tombstones.py).
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from vaultmesh.shared.models.fleet import NodeStatus
+from vaultmesh.shared.models.fleet import NodeStatus, RemovalReason
 
 from .node import NodeState
 
@@ -41,6 +45,17 @@ class DerivedRecord(BaseModel):
     skew: int = 0
 
 
+class TombstoneRecord(BaseModel):
+    """A removed node: heartbeats up to ``cutoff_seq`` of HEARTBEATS do not bring it back."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    v: int = VERSION
+    removed: RemovalReason
+    at: float
+    cutoff_seq: int
+
+
 def record_of(node: NodeState) -> bytes:
     """The KV value for ``node``'s current derived state."""
     record = DerivedRecord(
@@ -68,6 +83,14 @@ def parse_record(value: bytes) -> DerivedRecord | None:
     """A stored record, or None when it is not one this version understands."""
     try:
         return DerivedRecord.model_validate_json(value)
+    except ValidationError:
+        return None
+
+
+def parse_tombstone(value: bytes) -> TombstoneRecord | None:
+    """A stored tombstone, or None when ``value`` is not one."""
+    try:
+        return TombstoneRecord.model_validate_json(value)
     except ValidationError:
         return None
 

@@ -24,6 +24,7 @@ from .errors import NodeMismatch
 from .events import EventWindow
 from .metrics import EVENTS_SOURCE, HEARTBEAT_SOURCE, FleetMetrics
 from .registry import Change, Registry
+from .tombstones import Tombstones
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,10 @@ class HeartbeatIngest:
         metrics: FleetMetrics,
         on_change: Callable[[Change], None],
         max_bytes: int,
+        tombstones: Tombstones | None = None,
     ) -> None:
         self._registry = registry
+        self._tombstones = tombstones if tombstones is not None else Tombstones()
         # The wall clock without building a datetime per heartbeat; other clocks as given.
         self._now: Callable[[], float] = (
             time.time if isinstance(clock, SystemClock) else lambda: clock.now().timestamp()
@@ -76,7 +79,7 @@ class HeartbeatIngest:
         self._max_bytes = max_bytes
         self._log = RejectLog()
 
-    def handle(self, subject: str, data: bytes, _seq: int, stored_ns: int) -> None:
+    def handle(self, subject: str, data: bytes, seq: int, stored_ns: int) -> None:
         """Apply one stream message; ``stored_ns`` is when the stream stored it (its arrival)."""
         if len(data) > self._max_bytes:
             self._reject("payload_too_large", f"{len(data)} bytes; limit {self._max_bytes}")
@@ -94,6 +97,8 @@ class HeartbeatIngest:
             if node_id != str(hb.node_id):
                 self._reject(NodeMismatch.code, "subject node id differs from body node_id")
                 return
+            if not self._tombstones.admits(node_id, seq):
+                return  # a removed node's old heartbeat (replayed): it stays removed
             change: Change | None = self._registry.register(node_id, hb, arrival, self._now())
         else:
             # A registered token is canonical already: comparing the digits is enough (and

@@ -8,7 +8,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from vaultmesh.shared.metrics import ServiceMetrics
-from vaultmesh.shared.models.fleet import NodeStatus
+from vaultmesh.shared.models.fleet import NodeStatus, RemovalReason
 
 HEARTBEAT_SOURCE = "heartbeat"
 EVENTS_SOURCE = "events_stream"
@@ -39,6 +39,11 @@ class FleetMetrics:
             "Times a stream reader restarted after missing messages.",
             ["stream"],
         )
+        self._removed = base.counter(
+            "vaultmesh_fleet_nodes_removed_total",
+            "Nodes removed from the registry, by reason (deleted or expired).",
+            ["reason"],
+        )
         self._nodes = base.gauge("vaultmesh_fleet_nodes", "Registered nodes by status.", ["status"])
 
     def reject(self, source: str, code: str) -> None:
@@ -48,6 +53,10 @@ class FleetMetrics:
         else:
             self.events_skipped.inc()
         self.base.count_bad_input(source, code)
+
+    def removed(self, reason: RemovalReason) -> None:
+        """Count one node removed for ``reason``."""
+        self._removed.labels(self.base.service, reason.value).inc()
 
     def resynced(self, stream: str) -> Callable[[], None]:
         """A callback counting one resync of the reader of ``stream``."""

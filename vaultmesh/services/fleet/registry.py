@@ -99,6 +99,19 @@ class Registry:
                     changes.append(change)
         return changes
 
+    def remove(self, node_id: str) -> NodeState | None:
+        """Take ``node_id`` out of the registry; the node as it was, or None when unknown."""
+        node = self._nodes.pop(node_id, None)
+        if node is not None:
+            self._counts[node.status] -= 1
+            self._sorted = None
+        return node
+
+    def expired(self, now: float, retention_s: float) -> list[str]:
+        """Node ids silent for longer than ``retention_s`` at ``now`` (epoch seconds)."""
+        horizon = now - retention_s
+        return [node.node_id for node in self._nodes.values() if node.last_seen < horizon]
+
     def restore(self, node_id: str, record: DerivedRecord) -> None:
         """Load a node's persisted derived state (before its heartbeats are replayed)."""
         previous = self._nodes.get(node_id)

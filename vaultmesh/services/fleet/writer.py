@@ -5,6 +5,11 @@ status transition). A background task writes each dirty node's record to the
 ``FLEET_STATE`` KV bucket once per flush (coalescing bursts) and publishes the
 queued ``attention`` EventEnvelopes to EVENTS with a JetStream publish. Failed
 writes stay queued and are retried, so a NATS outage delays them, never drops them.
+
+Removing a node (``remove``) takes the same lock, so no write of the node's
+record can land after its tombstone: the tombstone is stored first (the removal
+fails, changing nothing, when it cannot be), then the node leaves the registry,
+and its ``removal`` event and audit record join the queue of messages to publish.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from dataclasses import dataclass
 
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
@@ -22,19 +28,41 @@ from vaultmesh.shared import subjects
 from vaultmesh.shared.clock import Clock
 from vaultmesh.shared.codec import MSG_ID_HEADER
 from vaultmesh.shared.models.events import EventEnvelope
+from vaultmesh.shared.models.fleet import RemovalReason
 
 from .attention import Verdict, attention_event
 from .derived import record_of
 from .metrics import FleetMetrics
 from .registry import Change, Registry
+from .removal import AUDIT_SERVICE, Removal
+from .tombstones import Tombstones
 
 log = logging.getLogger(__name__)
 
 _CONCURRENT_PUTS = 256
 _RETRY_S = 1.0
-# Transitions queued while NATS is unreachable; beyond this the oldest are dropped (and logged).
+# Messages queued while NATS is unreachable; beyond this the oldest are dropped (and logged).
 _MAX_QUEUED_EVENTS = 100_000
 _ERRORS = (NatsError, TimeoutError, OSError)
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message to store in ``stream`` (deduplicated there by ``msg_id``)."""
+
+    subject: str
+    body: bytes
+    stream: str
+    msg_id: str
+    attention: bool = False  # counted as an attention event once stored
+
+    @classmethod
+    def event(cls, event: EventEnvelope, *, attention: bool = False) -> Outgoing:
+        """An EventEnvelope for EVENTS."""
+        assert event.node_id is not None
+        subject = subjects.event(event.kind.value, event.node_id)
+        body = event.model_dump_json().encode()
+        return cls(subject, body, subjects.STREAM_EVENTS, event.id, attention)
 
 
 class StateWriter:
@@ -47,14 +75,18 @@ class StateWriter:
         registry: Registry,
         metrics: FleetMetrics,
         clock: Clock,
+        tombstones: Tombstones,
+        tombstone_ttl_s: float,
     ) -> None:
         self._js = js
         self._kv = kv
         self._registry = registry
         self._metrics = metrics
         self._clock = clock
+        self._tombstones = tombstones
+        self._tombstone_ttl_s = tombstone_ttl_s
         self._dirty: dict[str, None] = {}
-        self._events: deque[EventEnvelope] = deque()
+        self._events: deque[Outgoing] = deque()
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -87,6 +119,40 @@ class StateWriter:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
+    async def remove(
+        self, node_id: str, reason: RemovalReason, cutoff_seq: int, by: str
+    ) -> Removal | None:
+        """Remove a node (None when unknown); raises, changing nothing, if KV is unreachable."""
+        async with self._lock:
+            node = self._registry.get(node_id)
+            if node is None:
+                return None
+            at = self._clock.now().timestamp()
+            removal = Removal.of(node, reason, at, cutoff_seq, by)
+            await self._bury(removal)
+            self._registry.remove(node_id)
+            self._dirty.pop(node_id, None)
+            self._tombstones.bury(node_id, cutoff_seq, at)
+        self._metrics.removed(reason)
+        self._queue(Outgoing.event(removal.event()))
+        record = removal.audit()
+        subject = subjects.audit(AUDIT_SERVICE, record.action)
+        body = record.model_dump_json().encode()
+        assert record.id is not None
+        self._queue(Outgoing(subject, body, subjects.STREAM_AUDIT, record.id))
+        self._wake.set()
+        return removal
+
+    async def _bury(self, removal: Removal) -> None:
+        # The tombstone replaces the record and expires when the heartbeats it covers have.
+        await self._js.publish(
+            subjects.kv_key(subjects.KV_FLEET_STATE, removal.node_id),
+            removal.tombstone(),
+            stream=subjects.kv_stream(subjects.KV_FLEET_STATE),
+            msg_ttl=self._tombstone_ttl_s,
+        )
+        self._metrics.kv_writes.inc()
+
     async def flush(self) -> None:
         """Write every pending record and event now; raises if NATS fails."""
         async with self._lock:
@@ -112,12 +178,14 @@ class StateWriter:
             return
         verdict = Verdict(node.status, node.reasons)
         now = self._clock.now().timestamp()
-        self._events.append(
-            attention_event(node.node_id, node.hostname, verdict, change.previous, now)
-        )
+        event = attention_event(node.node_id, node.hostname, verdict, change.previous, now)
+        self._queue(Outgoing.event(event, attention=True))
+
+    def _queue(self, message: Outgoing) -> None:
+        self._events.append(message)
         if len(self._events) > _MAX_QUEUED_EVENTS:
             self._events.popleft()
-            log.warning("attention event queue full; dropped the oldest")
+            log.warning("event queue full; dropped the oldest")
 
     async def _write_records(self) -> None:
         while self._dirty:
@@ -144,13 +212,13 @@ class StateWriter:
 
     async def _publish_events(self) -> None:
         while self._events:
-            event = self._events[0]
-            assert event.node_id is not None
+            message = self._events[0]
             await self._js.publish(
-                subjects.event(event.kind.value, event.node_id),
-                event.model_dump_json().encode(),
-                stream=subjects.STREAM_EVENTS,
-                headers={MSG_ID_HEADER: event.id},
+                message.subject,
+                message.body,
+                stream=message.stream,
+                headers={MSG_ID_HEADER: message.msg_id},
             )
             self._events.popleft()
-            self._metrics.attention_events.inc()
+            if message.attention:
+                self._metrics.attention_events.inc()

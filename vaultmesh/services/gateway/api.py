@@ -1,7 +1,8 @@
 """The admin JSON API: fleet views asked of fleet-state, and the events of the comms layer.
 
 Reads are bus requests to fleet-state (the gateway keeps no fleet state);
-``POST /api/events`` is a JetStream publish to EVENTS answered 201 after the ack.
+``POST /api/events`` is a JetStream publish to EVENTS answered 201 after the ack;
+``DELETE /api/nodes/{id}`` asks fleet-state to remove a node, and is audited.
 """
 
 from __future__ import annotations
@@ -31,12 +32,13 @@ from vaultmesh.shared.models.fleet import (
     FleetCounts,
     HeartbeatHistory,
     NodeList,
+    NodeRemoval,
     NodeStatus,
     NodeView,
 )
 
 # Produced by the system itself; a client posting them would forge telemetry or verdicts.
-SYSTEM_KINDS = frozenset({EventKind.HEARTBEAT, EventKind.ATTENTION})
+SYSTEM_KINDS = frozenset({EventKind.HEARTBEAT, EventKind.ATTENTION, EventKind.REMOVAL})
 ADMIN_SECURITY: dict[str, Any] = {"security": [{"AdminBearer": []}, {"AdminSession": []}]}
 READ_ERRORS = error_responses(401, 422, 502, 503)
 
@@ -64,6 +66,32 @@ async def list_nodes(
 async def get_node(request: Request, node_id: NodeId) -> NodeView:
     """One node."""
     return await gateway_state(request).fleet.get_node(node_id)
+
+
+@router.delete(
+    "/nodes/{node_id}",
+    response_model=NodeRemoval,
+    responses={**READ_ERRORS, **error_responses(404)},
+    openapi_extra=ADMIN_SECURITY,
+)
+async def delete_node(
+    request: Request, node_id: NodeId, principal: Annotated[Principal, Depends(require_admin)]
+) -> NodeRemoval:
+    """Remove a node from the registry (its heartbeat history ages out of the stream).
+
+    A node that sends a heartbeat after this registers again, as a new node.
+    """
+    state = gateway_state(request)
+    removal = await state.fleet.delete_node(node_id, principal.name)
+    state.audit.record(
+        "node_delete",
+        principal.name,
+        Outcome.ALLOWED,
+        node_id=str(node_id),
+        hostname=removal.hostname,
+        via=principal.method,
+    )
+    return removal
 
 
 @router.get(

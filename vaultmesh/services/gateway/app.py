@@ -59,7 +59,7 @@ def create_app(
         description="The one HTTP door of VaultMesh Swarm: agent ingest, admin API, live events.",
         docs_url=None,  # Swagger/ReDoc pages load scripts from a CDN: not here
         redoc_url=None,
-        lifespan=_lifespan(settings, nc, gateway_metrics, clock),
+        lifespan=_lifespan(settings, nc, gateway_metrics, clock, auth),
         # The gateway exports its own Prometheus metrics; FastAPI's OpenTelemetry hooks
         # would only cost time on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
@@ -67,7 +67,8 @@ def create_app(
     app.state.auth = auth
     app.state.metrics = gateway_metrics
     if nc is not None:
-        _attach(app, GatewayState.build(settings, nc, gateway_metrics, clock))
+        revoked = auth.sessions.revoked
+        _attach(app, GatewayState.build(settings, nc, gateway_metrics, clock, revoked))
     for router in (ingest.router, api.router, sse.router, ops.router, login.router):
         app.include_router(router)
     app.include_router(pages_router)
@@ -90,13 +91,15 @@ def _lifespan(
     nc: Client | None,
     metrics: GatewayMetrics,
     clock: Clock | None,
+    auth: Authenticator,
 ) -> Any:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = nc is None
         client = await bus.connect(settings, SERVICE) if nc is None else nc
         if own:
-            _attach(app, GatewayState.build(settings, client, metrics, clock))
+            revoked = auth.sessions.revoked
+            _attach(app, GatewayState.build(settings, client, metrics, clock, revoked))
         state: GatewayState = app.state.gateway
         try:
             await state.start()

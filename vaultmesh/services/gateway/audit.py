@@ -1,4 +1,4 @@
-"""Audit records of what people do through the gateway: sign-ins and posted events.
+"""Audit records of what people do through the gateway: sign-ins, posted events, deletions.
 
 DESIGN.md has every service publish ``audit.<service>.<action>``; the logger
 keeps stream AUDIT in its tamper-evident log. The gateway records
@@ -8,7 +8,9 @@ keeps stream AUDIT in its tamper-evident log. The gateway records
   client address; never the token;
 - ``audit.gateway.logout``;
 - ``audit.gateway.event``: each event a person or bot posted (principal, kind,
-  node, event id).
+  node, event id);
+- ``audit.gateway.node_delete``: each node an admin deleted (principal, node,
+  its hostname); fleet-state records ``audit.fleet.node_delete`` as well.
 
 Best effort: the record is published (acknowledged by JetStream) in the
 background, so a sign-in or a post does not wait on it; a record that cannot be

@@ -15,10 +15,12 @@ from vaultmesh.services.gateway.errors import BadGateway
 from vaultmesh.shared import bus, subjects
 from vaultmesh.shared.models.events import EventList, EventsQuery
 from vaultmesh.shared.models.fleet import (
+    DeleteNodeRequest,
     FleetCounts,
     HeartbeatHistory,
     ListNodesRequest,
     NodeList,
+    NodeRemoval,
     NodeStatus,
     NodeView,
 )
@@ -52,6 +54,11 @@ class FleetClient:
     async def get_node(self, node_id: UUID) -> NodeView:
         """One node (raises NotFound when unknown)."""
         return _reply(NodeView, await self._ask("get", {"node_id": str(node_id)}))
+
+    async def delete_node(self, node_id: UUID, by: str) -> NodeRemoval:
+        """Remove a node from fleet-state (raises NotFound when unknown); ``by`` names who asked."""
+        query = DeleteNodeRequest(node_id=node_id, by=by)
+        return _reply(NodeRemoval, await self._ask("delete", query.model_dump(mode="json")))
 
     async def history(self, node_id: UUID, limit: int = 100) -> HeartbeatHistory:
         """A node's recent heartbeats, newest first."""

@@ -3,7 +3,9 @@
 A browser cannot add an ``Authorization`` header to an EventSource, so a person
 signs in once with an admin token and gets the HttpOnly ``vaultmesh_session``
 cookie (SameSite=Lax, Secure over https). A refused token sends the browser
-back to the form with a notice rather than an error page.
+back to the form with a notice rather than an error page. Logging out revokes
+the session on every replica (sessions.py, revocations.py), so a copy of the
+cookie stops working too.
 """
 
 from __future__ import annotations
@@ -146,10 +148,14 @@ async def login(request: Request) -> Response:
     response_description="Signed out (to the form)",
 )
 async def logout(request: Request) -> Response:
-    """Forget the session cookie."""
-    principal = authenticator(request).session_principal(request)
-    if principal is not None:
-        gateway_state(request).audit.record("logout", principal.name, Outcome.ALLOWED)
+    """End the session: revoke it on every replica and clear the cookie."""
+    cookie = request.cookies.get(COOKIE_NAME)
+    session = authenticator(request).sessions.check(cookie) if cookie else None
+    if session is not None:
+        state = gateway_state(request)
+        stored = await state.revocations.revoke(session)
+        principal = token_principal(session.token_index)
+        state.audit.record("logout", principal, Outcome.ALLOWED, revoked=stored)
     response = _redirect("/login")
     response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="lax")
     return response

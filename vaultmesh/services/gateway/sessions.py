@@ -1,9 +1,14 @@
-"""Browser sessions: a stateless, signed cookie tied to the admin token that opened it.
+"""Browser sessions: a signed cookie tied to the admin token that opened it, and revocations.
 
 The cookie is ``v1.<expiry>.<nonce>.<mac>``: the MAC is an HMAC-SHA256 keyed by
-a key derived from one admin token, so no server-side state is needed (every
-gateway replica can check it), the token itself never travels in the cookie,
-and removing a token from the configuration ends every session it opened.
+a key derived from one admin token, so every gateway replica can check it
+without asking anyone, the token itself never travels in the cookie, and
+removing a token from the configuration ends every session it opened.
+
+The nonce is the session's id. Logging out revokes it: the id goes into
+``RevokedSessions`` until the cookie would have expired anyway, and every
+replica learns of it through the bus (revocations.py), so a copied cookie stops
+working after logout. Only the ids of logged-out, unexpired sessions are kept.
 """
 
 from __future__ import annotations
@@ -11,14 +16,57 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 
 from vaultmesh.shared.clock import Clock, SystemClock
 
+log = logging.getLogger(__name__)
+
 COOKIE_NAME = "vaultmesh_session"
 _VERSION = "v1"
 _MAX_COOKIE = 256
+# Revoked ids kept at most (only admins' logouts add any; expired ones go first).
+MAX_REVOKED = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A valid session: which admin token opened it, its id, and its expiry (epoch s)."""
+
+    token_index: int
+    session_id: str
+    expires: int
+
+
+class RevokedSessions:
+    """Ids of logged-out sessions, each kept until its cookie's own expiry."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
+        self._expiry: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._expiry)
+
+    def __contains__(self, session_id: object) -> bool:
+        return session_id in self._expiry
+
+    def add(self, session_id: str, expires: int) -> None:
+        """Revoke ``session_id`` (its cookie expires at ``expires``, epoch seconds)."""
+        if len(self._expiry) >= MAX_REVOKED:
+            self.prune()
+            if len(self._expiry) >= MAX_REVOKED:
+                log.warning("revoked-session list full; oldest entry dropped")
+                del self._expiry[next(iter(self._expiry))]
+        self._expiry[session_id] = expires
+
+    def prune(self) -> None:
+        """Forget revocations whose cookies have expired (they are refused anyway)."""
+        now = int(self._clock.now().timestamp())
+        self._expiry = {sid: exp for sid, exp in self._expiry.items() if exp > now}
 
 
 def _b64(data: bytes) -> str:
@@ -37,6 +85,7 @@ class SessionSigner:
         self._keys = [_key(token) for token in tokens]
         self._ttl = ttl_s
         self._clock = clock or SystemClock()
+        self.revoked = RevokedSessions(self._clock)
 
     @property
     def ttl_s(self) -> int:
@@ -53,21 +102,29 @@ class SessionSigner:
         return f"{payload}.{self._mac(self._keys[token_index], payload)}"
 
     def verify(self, cookie: str) -> int | None:
-        """The index of the token that signed ``cookie``, or None if invalid or expired."""
+        """The index of the token that signed ``cookie``, or None if invalid, expired or revoked."""
+        session = self.check(cookie)
+        return None if session is None else session.token_index
+
+    def check(self, cookie: str) -> Session | None:
+        """The session ``cookie`` proves, or None if invalid, expired or revoked."""
         if len(cookie) > _MAX_COOKIE:
             return None
         payload, _, mac = cookie.rpartition(".")
         parts = payload.split(".")
         if len(parts) != 3 or parts[0] != _VERSION or not parts[1].isdigit():
             return None
-        if int(parts[1]) <= self._now():
+        expires = int(parts[1])
+        if expires <= self._now():
             return None
         found = None
         # Check every key (no early exit), so timing does not tell which one matched.
         for index, key in enumerate(self._keys):
             if hmac.compare_digest(self._mac(key, payload), mac):
                 found = index
-        return found
+        if found is None or parts[2] in self.revoked:
+            return None
+        return Session(found, parts[2], expires)
 
     @staticmethod
     def _mac(key: bytes, payload: str) -> str:

@@ -20,6 +20,8 @@ from vaultmesh.services.gateway.config import GatewaySettings
 from vaultmesh.services.gateway.fleet_client import FleetClient
 from vaultmesh.services.gateway.metrics import GatewayMetrics
 from vaultmesh.services.gateway.publisher import Publisher
+from vaultmesh.services.gateway.revocations import SessionRevocations
+from vaultmesh.services.gateway.sessions import RevokedSessions
 from vaultmesh.services.gateway.throttle import LoginThrottle
 from vaultmesh.shared import subjects
 from vaultmesh.shared.clock import Clock, SystemClock
@@ -72,6 +74,7 @@ class GatewayState:
     sse_slots: Slots
     login_throttle: LoginThrottle
     audit: GatewayAudit
+    revocations: SessionRevocations
     clock: Clock = field(default_factory=SystemClock)
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     started: bool = False
@@ -83,11 +86,13 @@ class GatewayState:
         nc: Client,
         metrics: GatewayMetrics,
         clock: Clock | None = None,
+        revoked: RevokedSessions | None = None,
     ) -> GatewayState:
-        """Wire the bus clients around ``nc``."""
+        """Wire the bus clients around ``nc`` (``revoked``: the Authenticator's revocations)."""
         gauge = metrics.sse_clients.labels(metrics.service)
         clock = clock or SystemClock()
         publisher = Publisher(nc, settings.publish_timeout_s)
+        revoked = revoked if revoked is not None else RevokedSessions(clock)
         return cls(
             settings=settings,
             nc=nc,
@@ -103,6 +108,7 @@ class GatewayState:
             sse_slots=Slots(settings.sse_max_clients, gauge.set),
             login_throttle=LoginThrottle(clock, settings.login_attempts, settings.login_window_s),
             audit=GatewayAudit(publisher, clock, metrics),
+            revocations=SessionRevocations(publisher.js, revoked, clock, metrics),
             clock=clock,
         )
 
@@ -117,6 +123,7 @@ class GatewayState:
             await self.heartbeats.start()  # after the stream exists: it reads its configuration
             await ensure_stream(self.publisher.js, events_config(limits))
             await ensure_stream(self.publisher.js, audit_config(limits))
+            await self.revocations.start()  # before serving: a logged-out cookie stays out
         except (NatsError, TimeoutError, OSError) as exc:
             raise Unavailable(f"cannot set up the streams: {type(exc).__name__}") from None
         self.started = True
@@ -124,6 +131,7 @@ class GatewayState:
     def begin_shutdown(self) -> None:
         """Tell long-lived responses (SSE) to finish now."""
         self.closing.set()
+        self.revocations.stop()
 
 
 def gateway_state(request: Request) -> GatewayState:

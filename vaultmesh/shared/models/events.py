@@ -78,6 +78,8 @@ class EventKind(StrEnum):
     ATTENTION = "attention"
     SCAN = "scan"
     COMMAND = "command"
+    # A node left the registry: deleted by an admin or expired after its retention.
+    REMOVAL = "removal"
 
 
 HUMAN_KINDS = frozenset(

@@ -61,6 +61,31 @@ class NodeRequest(StrictModel):
     node_id: UUID
 
 
+class DeleteNodeRequest(StrictModel):
+    """``fleet.api.delete``: remove one node; ``by`` names who asked (as the caller states it)."""
+
+    node_id: UUID
+    by: Annotated[str, Field(max_length=128)] = ""
+
+
+class RemovalReason(StrEnum):
+    """Why a node left the registry."""
+
+    DELETED = "deleted"
+    EXPIRED = "expired"
+
+
+class NodeRemoval(BaseModel):
+    """Reply of ``fleet.api.delete``: the node as it was when it was removed."""
+
+    node_id: UUID
+    hostname: str
+    status: NodeStatus
+    last_seen: Timestamp
+    reason: RemovalReason
+    removed_at: Timestamp
+
+
 class HistoryRequest(StrictModel):
     """``fleet.api.history``: a node's recent heartbeats, newest first."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, NoReturn
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -17,6 +17,7 @@ from vaultmesh.services.gateway.auth import Principal, require_admin_page
 from vaultmesh.services.gateway.bodies import form_fields
 from vaultmesh.services.gateway.errors import InvalidInput
 from vaultmesh.services.gateway.fleet_client import FleetClient
+from vaultmesh.services.gateway.http_errors import route_label
 from vaultmesh.services.gateway.pages.console import ConsoleData, console_page
 from vaultmesh.services.gateway.pages.dashboard import dashboard_page, unavailable_banner
 from vaultmesh.services.gateway.pages.html import Html
@@ -136,13 +137,27 @@ _FORM_FIELDS = ("kind", "severity", "author", "body", "node_id")
 
 
 def _same_site(request: Request) -> None:
-    """Refuse a form post another site made the browser send (the cookie is SameSite=Lax,
-    so this is the second line of defence): ``Sec-Fetch-Site`` and ``Origin`` must agree."""
-    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
-        raise Forbidden("cross-site form post refused")
+    """Refuse a form post unless the browser shows it comes from this site (counted).
+
+    The cookie is SameSite=Lax, so this is the second line of defence. Browsers send
+    ``Sec-Fetch-Site`` and, on every POST, ``Origin``; a post is accepted only when one of
+    them positively names this site and neither names anything else. ``Origin: null``
+    (sandboxed frames, ``data:`` documents, some redirects) names no site, and a post with
+    neither header proves nothing: both are refused.
+    """
+    fetch_site = request.headers.get("sec-fetch-site")
     origin = request.headers.get("origin")
-    if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
-        raise Forbidden("cross-site form post refused")
+    host = request.headers.get("host")
+    same_origin = origin is not None and origin != "null" and urlsplit(origin).netloc == host
+    if fetch_site not in (None, "same-origin") or (origin is not None and not same_origin):
+        _refuse(request, "cross_site", "cross-site form post refused")
+    if fetch_site is None and origin is None:
+        _refuse(request, "no_origin", "form post refused: no Origin or Sec-Fetch-Site header")
+
+
+def _refuse(request: Request, code: str, message: str) -> NoReturn:
+    gateway_state(request).metrics.base.count_bad_input(route_label(request), code)
+    raise Forbidden(message)
 
 
 @router.post("/console/events")

@@ -225,6 +225,17 @@
     addEvent(ev);
   }
 
+  /** A node was deleted or expired: it leaves the list and the summary. */
+  function onRemoval(ev) {
+    if (ev.node_id && nodes.delete(ev.node_id)) {
+      const li = itemFor(ev.node_id);
+      if (li) li.remove();
+      VM.byId('nodes-empty').hidden = nodes.size > 0;
+      renderSummary();
+    }
+    addEvent(ev);
+  }
+
   async function resync() {
     try {
       const listing = await VM.getJSON('/api/nodes');
@@ -286,7 +297,7 @@
   wireSelection();
   tickClock();
   setInterval(tickClock, 1000);
-  const handlers = { heartbeat: onHeartbeat, attention: onAttention };
+  const handlers = { heartbeat: onHeartbeat, attention: onAttention, removal: onRemoval };
   for (const kind of ['note', 'incident', 'ack', 'tag', 'resolve', 'scan', 'command']) {
     handlers[kind] = addEvent;
   }

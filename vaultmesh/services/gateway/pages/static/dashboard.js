@@ -88,6 +88,14 @@
     updateKpis();
   }
 
+  /** A node was deleted or expired: its row goes. */
+  function onRemoval(ev) {
+    const row = ev.node_id ? rowFor(ev.node_id) : null;
+    if (!row) return;
+    row.remove();
+    updateKpis();
+  }
+
   async function resync() {
     try {
       const listing = await VM.getJSON('/api/nodes');
@@ -104,7 +112,7 @@
     VM.prependEvent('activity', ev, name, ACTIVITY_CAP);
   }
 
-  const handlers = { heartbeat: onHeartbeat, attention: onAttention };
+  const handlers = { heartbeat: onHeartbeat, attention: onAttention, removal: onRemoval };
   for (const kind of HUMAN_KINDS) handlers[kind] = onHumanEvent;
   VM.connect(handlers, resync);
 })();

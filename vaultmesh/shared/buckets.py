@@ -1,0 +1,48 @@
+"""KV bucket definitions (their configuration is part of the architecture, like streams.py).
+
+A provisioning step is meant to create buckets; until it does, ``open_or_create``
+lets a service open its bucket and create it, with this configuration, when missing.
+"""
+
+from __future__ import annotations
+
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.kv import KeyValue
+
+from vaultmesh.shared import subjects
+
+DAY = 24 * 3600
+# The longest browser session the gateway can be configured for (VAULTMESH_SESSION_TTL_S).
+MAX_SESSION_S = 30 * DAY
+
+
+def session_revocations_config(replicas: int = 1) -> KeyValueConfig:
+    """SESSION_REVOCATIONS: one key per logged-out session id, until its cookie expires.
+
+    Each entry is written with a per-message TTL equal to what is left of its
+    cookie's lifetime (the bucket's stream allows message TTLs), so the bucket
+    cleans itself; the bucket-wide TTL only caps an entry at the longest session.
+    """
+    return KeyValueConfig(
+        bucket=subjects.KV_SESSION_REVOCATIONS,
+        description="Revoked gateway browser sessions (logout), kept until the cookie expires",
+        history=1,
+        ttl=MAX_SESSION_S,
+        max_value_size=1024,  # the whole message: value and headers (TTL, expected sequence)
+        storage=StorageType.FILE,
+        replicas=replicas,
+    )
+
+
+async def open_or_create(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
+    """Open ``config``'s bucket; create it when missing (until provisioning does)."""
+    try:
+        return await js.key_value(config.bucket)
+    except (NotFoundError, BadRequestError):
+        try:
+            return await js.create_key_value(config)
+        except BadRequestError:
+            # Created by another replica between our look and our create.
+            return await js.key_value(config.bucket)
