@@ -1,10 +1,11 @@
 """Erasing audit records before the logger reads them leaves a signed, alarmed gap.
 
 The attack of issue 12 against a real nats-server: pause the logger's durable
-consumer, let records arrive, delete or purge them from AUDIT (as an
-unrestricted connection: the test server has no auth and the test stream no
-deny_purge), unpause. The logger must write a gap entry, count it, announce it,
-and ``logs verify`` must fail (and pass only with ``--accept-gaps``).
+consumer, let records arrive, erase them from AUDIT (as an unrestricted
+connection: purge and delete are refused by the stream's deny_purge and
+deny_delete, so by shrinking its limits), unpause. The logger must write a gap
+entry, count it, announce it, and ``logs verify`` must fail (and pass only with
+``--accept-gaps``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 import orjson
 import pytest
 from nats.aio.client import Client
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
 from tests.integration.test_logger_service import ask, publish, wait_for_size
 from vaultmesh.services.logger.auditlog import AuditLog
@@ -90,21 +91,35 @@ async def entries(nc: Client) -> list[dict[str, Any]]:
     return list((await ask(nc, "view", {"order": "oldest", "limit": 1000}))["entries"])
 
 
-async def erase_by_purge(nc: Client) -> tuple[int, int]:
-    """Records 4..5 arrive while the consumer is paused; purge everything below 6."""
-    await audit(nc, 4, 5)
-    await nc.jetstream().purge_stream(subjects.STREAM_AUDIT, seq=6)
+async def shrink(nc: Client, keep: int) -> None:
+    """Cut AUDIT to its last ``keep`` records and restore its limits, as a JetStream admin
+    could (purge and message delete are refused for good: AUDIT denies them)."""
+    js = nc.jetstream()
+    config = (await js.stream_info(subjects.STREAM_AUDIT)).config
+    limit = config.max_msgs
+    config.max_msgs = keep
+    await js.update_stream(config)
+    config.max_msgs = limit
+    await js.update_stream(config)
+
+
+async def erase_by_limits(nc: Client) -> tuple[int, int]:
+    """Records 4..6 arrive while the consumer is paused; the stream keeps only the last."""
+    await audit(nc, 4, 6)
+    await shrink(nc, 1)
     return 4, 5
 
 
-async def erase_by_delete(nc: Client) -> tuple[int, int]:
-    """Records 4..6 arrive while the consumer is paused; delete 5."""
-    await audit(nc, 4, 6)
-    await nc.jetstream().delete_msg(subjects.STREAM_AUDIT, 5)
-    return 5, 5
+async def erase_refused(nc: Client) -> None:
+    """Purge and message delete of AUDIT are refused, whoever asks."""
+    js = nc.jetstream()
+    with pytest.raises(APIError):
+        await js.purge_stream(subjects.STREAM_AUDIT)
+    with pytest.raises(APIError):
+        await js.delete_msg(subjects.STREAM_AUDIT, 1)
 
 
-@pytest.mark.parametrize("erase", [erase_by_purge, erase_by_delete], ids=["purge", "delete"])
+@pytest.mark.parametrize("erase", [erase_by_limits], ids=["limits"])
 async def test_erased_audit_records_leave_a_signed_alarmed_gap(
     logger: tuple[LoggerService, ServiceMetrics],
     nc: Client,
@@ -172,10 +187,11 @@ async def test_the_gap_is_also_an_incident_event(
     await audit(nc, 1, 2)
     await wait_for_size(service, 2)
     await pause_logger(nc, True)
-    await audit(nc, 3, 3)
-    await nc.jetstream().purge_stream(subjects.STREAM_AUDIT, seq=4)
+    await audit(nc, 3, 4)
+    await erase_refused(nc)
+    await shrink(nc, 1)
     await pause_logger(nc, False)
-    await audit(nc, 4, 4)
+    await audit(nc, 5, 5)
 
     async def incident_logged() -> bool:
         return any(e["kind"] == "incident" for e in await entries(nc))

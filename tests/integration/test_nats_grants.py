@@ -236,6 +236,7 @@ STREAMS = (
     subjects.STREAM_AUDIT,
     subjects.kv_stream(subjects.KV_VAULT),
     subjects.kv_stream(subjects.KV_FLEET_STATE),
+    subjects.kv_stream(subjects.KV_SESSION_REVOCATIONS),
     "CAPTURE",
 )
 

@@ -1,15 +1,12 @@
 """KV bucket definitions (their configuration is part of the architecture, like streams.py).
 
-A provisioning step is meant to create buckets; until it does, ``open_or_create``
-lets a service open its bucket and create it, with this configuration, when missing.
+The provisioning step (``provision.py``) creates them; a service opens its bucket
+with ``streams.open_bucket``.
 """
 
 from __future__ import annotations
 
-from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import BadRequestError, NotFoundError
-from nats.js.kv import KeyValue
 
 from vaultmesh.shared import subjects
 
@@ -34,15 +31,3 @@ def session_revocations_config(replicas: int = 1) -> KeyValueConfig:
         storage=StorageType.FILE,
         replicas=replicas,
     )
-
-
-async def open_or_create(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
-    """Open ``config``'s bucket; create it when missing (until provisioning does)."""
-    try:
-        return await js.key_value(config.bucket)
-    except (NotFoundError, BadRequestError):
-        try:
-            return await js.create_key_value(config)
-        except BadRequestError:
-            # Created by another replica between our look and our create.
-            return await js.key_value(config.bucket)

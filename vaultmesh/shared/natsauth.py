@@ -125,6 +125,7 @@ def _fleet() -> Permissions:
             subjects.audit_of("fleet"),
             *subjects.kv_grants(subjects.KV_FLEET_STATE),
             *_reader(*streams),
+            *subjects.js_info_grants(subjects.STREAM_AUDIT),
         ),
         subscribe=(
             subjects.HEARTBEAT_ALL,
@@ -150,6 +151,8 @@ def _gateway() -> Permissions:
             subjects.SRV_ALL,
             *_reader(*streams),
             *subjects.js_info_grants(subjects.STREAM_AUDIT),
+            # Signed-out browser sessions, shared by every gateway replica.
+            *subjects.kv_grants(subjects.KV_SESSION_REVOCATIONS),
         ),
         subscribe=(subjects.HEARTBEAT_ALL, subjects.EVENT_ALL, subjects.INBOX_ALL),
         deny_publish=_others_durables("gateway", streams),
@@ -161,7 +164,8 @@ def _logger() -> Permissions:
     for stream, durable in _DURABLES:
         grants += [*subjects.js_read_grants(stream), *subjects.js_consume_grants(stream, durable)]
     return Permissions(
-        publish=(subjects.audit_of("logger"), *dict.fromkeys(grants)),
+        # A gap in a stream it logs is also raised as an incident event.
+        publish=(subjects.audit_of("logger"), subjects.event("incident"), *dict.fromkeys(grants)),
         subscribe=(subjects.LOGS_ALL, subjects.SRV_ALL, subjects.INBOX_ALL),
         allow_responses=True,
     )

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.api import StreamConfig
+from nats.js.api import KeyValueConfig, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
-from vaultmesh.shared import streams, subjects
+from vaultmesh.shared import buckets, streams, subjects
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,13 @@ class Provisioned:
         return "; ".join(f"{verb}: {', '.join(names)}" for verb, names in parts if names)
 
 
-BUCKETS = (subjects.KV_FLEET_STATE, subjects.KV_VAULT)
+def bucket_configs(replicas: int) -> list[KeyValueConfig]:
+    """Every KV bucket of the deployment."""
+    return [
+        streams.kv_config(subjects.KV_FLEET_STATE, replicas),
+        streams.kv_config(subjects.KV_VAULT, replicas),
+        buckets.session_revocations_config(replicas),
+    ]
 
 
 def stream_configs(limits: streams.StreamLimits) -> list[StreamConfig]:
@@ -58,8 +64,8 @@ async def provision(nc: Client, limits: streams.StreamLimits) -> Provisioned:
     for config in stream_configs(limits):
         assert config.name is not None
         verdicts[await _apply(js, config)].append(config.name)
-    for bucket in BUCKETS:
-        verdicts[await _bucket(js, bucket, limits.replicas)].append(subjects.kv_stream(bucket))
+    for bucket in bucket_configs(limits.replicas):
+        verdicts[await _bucket(js, bucket)].append(subjects.kv_stream(bucket.bucket))
     done = Provisioned(
         tuple(verdicts["created"]), tuple(verdicts["updated"]), tuple(verdicts["unchanged"])
     )
@@ -67,11 +73,11 @@ async def provision(nc: Client, limits: streams.StreamLimits) -> Provisioned:
     return done
 
 
-async def _bucket(js: JetStreamContext, bucket: str, replicas: int) -> str:
+async def _bucket(js: JetStreamContext, config: KeyValueConfig) -> str:
     try:
-        await js.key_value(bucket)
+        await js.key_value(config.bucket)
     except NotFoundError:
-        await js.create_key_value(streams.kv_config(bucket, replicas))
+        await js.create_key_value(config)
         return "created"
     return "unchanged"
 

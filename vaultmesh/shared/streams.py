@@ -199,13 +199,20 @@ async def _await_stream(js: JetStreamContext, name: str, wait_s: float) -> None:
 async def ensure_kv(
     js: JetStreamContext, bucket: str, replicas: int = 1, history: int = 1, wait_s: float = WAIT_S
 ) -> KeyValue:
-    """Open KV ``bucket``; create it where this identity may, else wait for provisioning."""
+    """Open KV ``bucket`` (configured by ``kv_config``); see ``open_bucket``."""
+    return await open_bucket(js, kv_config(bucket, replicas, history), wait_s)
+
+
+async def open_bucket(
+    js: JetStreamContext, config: KeyValueConfig, wait_s: float = WAIT_S
+) -> KeyValue:
+    """Open ``config``'s bucket; create it where this identity may, else wait for provisioning."""
     with contextlib.suppress(NotFoundError, BadRequestError):
-        return await js.key_value(bucket)
-    config = kv_config(bucket, replicas, history)
-    if not await _attempt(js.create_key_value(config), subjects.kv_stream(bucket), "create"):
-        await _await_stream(js, subjects.kv_stream(bucket), wait_s)
-    return await js.key_value(bucket)
+        return await js.key_value(config.bucket)
+    stream = subjects.kv_stream(config.bucket)
+    if not await _attempt(js.create_key_value(config), stream, "create"):
+        await _await_stream(js, stream, wait_s)
+    return await js.key_value(config.bucket)
 
 
 def kv_config(bucket: str, replicas: int = 1, history: int = 1) -> KeyValueConfig:

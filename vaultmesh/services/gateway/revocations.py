@@ -23,7 +23,7 @@ from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from vaultmesh.services.gateway.metrics import GatewayMetrics
 from vaultmesh.services.gateway.sessions import RevokedSessions, Session
-from vaultmesh.shared import buckets, subjects
+from vaultmesh.shared import buckets, streams, subjects
 from vaultmesh.shared.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class SessionRevocations:
         """Open the bucket, load every revocation, then follow new ones (idempotent)."""
         if self._kv is not None:
             return
-        kv = await buckets.open_or_create(self._js, buckets.session_revocations_config())
+        kv = await streams.open_bucket(self._js, buckets.session_revocations_config())
         watcher = await kv.watchall()
         loaded = 0
         with contextlib.suppress(NatsTimeoutError):
