@@ -25,6 +25,7 @@ from tests.integration.test_fleet_support import (
 )
 from tests.integration.test_vault_helpers import AuthNats, auth_nats
 from vaultmesh.services.gateway.fleet_client import FleetClient
+from vaultmesh.shared import natsauth
 
 __all__ = ["auth_nats"]  # the module-scoped fixture, used below
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,7 +80,8 @@ async def test_the_admin_lists_and_deletes_a_node_from_the_command_line(
             assert code == 2
             assert "not a node id" in err
 
-            reader = await auth_nats.connect("logger")  # the identity that reads AUDIT
+            # Only the logger's durable consumer reads AUDIT; a test reads it as the provisioner.
+            reader = await auth_nats.connect(natsauth.PROVISIONER)
 
             async def audited() -> bool:
                 records = await fleet_audit(reader, "node_delete")

@@ -142,17 +142,20 @@ def _same_site(request: Request) -> None:
     The cookie is SameSite=Lax, so this is the second line of defence. Browsers send
     ``Sec-Fetch-Site`` and, on every POST, ``Origin``; a post is accepted only when one of
     them positively names this site and neither names anything else. ``Origin: null``
-    (sandboxed frames, ``data:`` documents, some redirects) names no site, and a post with
-    neither header proves nothing: both are refused.
+    (sandboxed frames, ``data:`` documents, and Chromium's own same-origin posts under
+    ``Referrer-Policy: no-referrer``, which these pages send) names no site: it passes only
+    with ``Sec-Fetch-Site: same-origin``, which no page can forge. A post with neither
+    header proves nothing and is refused.
     """
     fetch_site = request.headers.get("sec-fetch-site")
     origin = request.headers.get("origin")
     host = request.headers.get("host")
-    same_origin = origin is not None and origin != "null" and urlsplit(origin).netloc == host
-    if fetch_site not in (None, "same-origin") or (origin is not None and not same_origin):
+    named = origin not in (None, "null")  # an Origin that names a site
+    same_origin = named and urlsplit(str(origin)).netloc == host
+    if fetch_site not in (None, "same-origin") or (named and not same_origin):
         _refuse(request, "cross_site", "cross-site form post refused")
-    if fetch_site is None and origin is None:
-        _refuse(request, "no_origin", "form post refused: no Origin or Sec-Fetch-Site header")
+    if fetch_site is None and not same_origin:
+        _refuse(request, "no_origin", "form post refused: no same-site Origin or Sec-Fetch-Site")
 
 
 def _refuse(request: Request, code: str, message: str) -> NoReturn:
