@@ -9,7 +9,7 @@ files of mode 0600 in OUT_DIR (mode 0700):
 - ``vault_master_key``: the vault's 256-bit master key (base64);
 - ``logger_signing_key``: the logger's Ed25519 checkpoint key;
 - ``nats_seed_<identity>``: one NATS nkey seed per identity (fleet, gateway, vault, logger,
-  scheduler, agent, admin, provisioner);
+  scheduler, agent, admin, provisioner, monitor);
 - ``nats_auth.conf``: the nats-server users (nkey public keys) with least-privilege
   permissions from ``vaultmesh.shared.natsauth.permissions_for``. It holds no secret, so it
   is written again on every run: a new release's grants reach it (make a new Docker secret
@@ -66,9 +66,14 @@ def auth_config(seeds: dict[str, str]) -> str:
 
     Each identity reads only its own reply inbox (VAULTMESH_NATS_INBOX_PREFIX in stack.yml).
     """
+
+    def entry(name: str, seed: str) -> str:
+        credential = f"nkey: {json.dumps(public_key(seed))}"
+        return natsauth.user_entry(name, credential, private_inboxes=True)
+
     return natsauth.authorization_block(
-        natsauth.user_entry(name, f"nkey: {json.dumps(public_key(seed))}", private_inboxes=True)
-        for name, seed in seeds.items()
+        (entry(name, seed) for name, seed in seeds.items() if name != natsauth.MONITOR),
+        (entry(name, seed) for name, seed in seeds.items() if name == natsauth.MONITOR),
     )
 
 

@@ -33,6 +33,7 @@ from vaultmesh.shared.files import create_private
 
 SERVICES_PACKAGE = "vaultmesh.services"
 GATEWAY = "gateway"
+LOGGER = "logger"
 EXCLUDED = frozenset({"agent"})
 AGENT_ARGV = [sys.executable, "-m", "vaultmesh.services.agent"]
 OS_PROFILES = ("ArchVault", "DebianVault")
@@ -150,7 +151,13 @@ class LocalAuth:
                 "or run `vaultmesh up --no-nats-auth`"
             )
         # Private reply inboxes: no local process can read another's replies (vault answers).
-        return natsauth.identity_env(identity, private_inboxes=True)
+        env = natsauth.identity_env(identity, private_inboxes=True)
+        monitor = self.identities.get(natsauth.MONITOR)
+        if name == LOGGER and monitor is not None:
+            # The logger audits failed NATS logins, seen through the system account.
+            env["VAULTMESH_LOGGER_MONITOR_USER"] = monitor.name
+            env["VAULTMESH_LOGGER_MONITOR_PASSWORD"] = monitor.password
+        return env
 
     def settings(self, nats_url: str, name: str = natsauth.ADMIN) -> BusSettings:
         """Bus settings for ``up`` itself: the operator identity (it only pings services),

@@ -44,8 +44,11 @@ from vaultmesh.shared.files import atomic_write
 FILE_NAME = "nats-identities.json"
 ADMIN = "admin"
 PROVISIONER = "provisioner"
+# The one user of the system account: it only receives the server's auth-failure advisories.
+MONITOR = "monitor"
+SYSTEM_ACCOUNT = "SYS"
 SERVICES = ("fleet", "gateway", "vault", "logger", "scheduler", "agent")
-BUILTIN = (*SERVICES, ADMIN, PROVISIONER)
+BUILTIN = (*SERVICES, ADMIN, PROVISIONER, MONITOR)
 
 
 @dataclass(frozen=True)
@@ -197,6 +200,11 @@ def _provisioner() -> Permissions:
     return Permissions(publish=(subjects.JS_API_ALL,), subscribe=(subjects.INBOX_ALL,))
 
 
+def _monitor() -> Permissions:
+    # A system-account user could ask servers for much (and kick clients): this one only listens.
+    return Permissions(publish=(), subscribe=(subjects.NATS_AUTH_ERROR_ALL,))
+
+
 def _admin() -> Permissions:
     # The operator CLI: its own vault principal plus the read APIs of the other services.
     return Permissions(
@@ -220,6 +228,7 @@ _GRANTS = {
     "scheduler": _scheduler,
     "agent": _agent,
     PROVISIONER: _provisioner,
+    MONITOR: _monitor,
     ADMIN: _admin,
 }
 
@@ -278,6 +287,12 @@ def _quoted(items: Iterable[str]) -> str:
     return ", ".join(json.dumps(item) for item in items)
 
 
+def _publish_rule(perms: Permissions) -> str:
+    if not perms.publish:
+        return '{ deny: [">"] }'
+    return f"{{ allow: [{_quoted(perms.publish)}]{_denied(perms.deny_publish)} }}"
+
+
 def _denied(items: tuple[str, ...]) -> str:
     return f", deny: [{_quoted(items)}]" if items else ""
 
@@ -297,7 +312,7 @@ def user_entry(name: str, credential: str, *, private_inboxes: bool) -> str:
         f"    # {name}",
         f"    {{ {credential},",
         "      permissions: {",
-        f"        publish: {{ allow: [{_quoted(perms.publish)}]{_denied(perms.deny_publish)} }}",
+        f"        publish: {_publish_rule(perms)}",
         f"        subscribe: {{ allow: [{_quoted(subscribe)}] }}",
     ]
     if perms.allow_responses:
@@ -306,21 +321,30 @@ def user_entry(name: str, credential: str, *, private_inboxes: bool) -> str:
     return "\n".join(lines)
 
 
-def authorization_block(entries: Iterable[str]) -> str:
-    """The nats-server ``authorization { users = [...] }`` block around ``user_entry`` texts."""
+def authorization_block(entries: Iterable[str], system: Iterable[str] = ()) -> str:
+    """The nats-server ``authorization { users = [...] }`` block around ``user_entry`` texts,
+    and the system account holding the ``system`` entries (the monitor) when there are any."""
     users = ",\n".join(entries)
-    return f"authorization {{\n  users = [\n{users}\n  ]\n}}\n"
+    text = f"authorization {{\n  users = [\n{users}\n  ]\n}}\n"
+    system_users = ",\n".join(system)
+    if system_users:
+        text += (
+            f"accounts {{\n  {SYSTEM_ACCOUNT}: {{\n  users = [\n{system_users}\n  ]\n  }}\n}}\n"
+            f"system_account: {SYSTEM_ACCOUNT}\n"
+        )
+    return text
 
 
 def server_config(identities: dict[str, Identity], *, private_inboxes: bool = False) -> str:
-    """The nats-server ``authorization { users = [...] }`` block for ``identities``."""
+    """The nats-server users of ``identities``: ``authorization`` block and system account."""
+
+    def entry(ident: Identity) -> str:
+        credential = f"user: {json.dumps(ident.name)}, password: {json.dumps(ident.password)}"
+        return user_entry(ident.name, credential, private_inboxes=private_inboxes)
+
     return authorization_block(
-        user_entry(
-            ident.name,
-            f"user: {json.dumps(ident.name)}, password: {json.dumps(ident.password)}",
-            private_inboxes=private_inboxes,
-        )
-        for ident in identities.values()
+        (entry(i) for i in identities.values() if i.name != MONITOR),
+        (entry(i) for i in identities.values() if i.name == MONITOR),
     )
 
 

@@ -179,6 +179,8 @@ JS_ACK = "$JS.ACK"
 JS_ACK_ALL = f"{JS_ACK}.>"
 JS_FC = "$JS.FC"
 JS_FC_ALL = f"{JS_FC}.>"
+# The server's advisory for every failed client authentication (system account only).
+NATS_AUTH_ERROR_ALL = "$SYS.SERVER.*.CLIENT.AUTH.ERR"
 FLEET_API_ALL = f"{FLEET_API_PREFIX}.>"
 LOGS_ALL = f"{LOGS_PREFIX}.>"
 SCHED_ALL = f"{SCHED_PREFIX}.>"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from vaultmesh.services.logger.errors import SigningKeyError
 from vaultmesh.services.logger.signing import load_signing_key
-from vaultmesh.shared.config import ServiceSettings
+from vaultmesh.shared.config import BusSettings, ServiceSettings
 
 MIB = 1024 * 1024
 
@@ -35,8 +35,31 @@ class LoggerSettings(ServiceSettings):
     # Also announce a gap in a stream as an incident event (fleet.event.incident._) on
     # EVENTS; the audit record audit.logger.stream_gap is always published.
     logger_gap_incidents: bool = True
+    # The system account's monitor user (natsauth.MONITOR): failed NATS logins become audit
+    # records. Unset: not watched.
+    logger_monitor_user: str | None = None
+    logger_monitor_password: SecretStr | None = Field(default=None, repr=False)
+    logger_monitor_nkey_seed_file: Path | None = None
     # Replicas for the streams the logger creates when they do not exist yet.
     stream_replicas: int = Field(default=1, ge=1, le=5)
+
+    def monitor_settings(self) -> BusSettings | None:
+        """Bus settings of the monitor connection, or None when it has no credentials."""
+        if not (self.logger_monitor_user or self.logger_monitor_nkey_seed_file):
+            return None
+        password = self.logger_monitor_password
+        # Every credential field given, so none of the logger's own comes from the environment.
+        return BusSettings(
+            nats_url=self.nats_url,
+            nats_user=self.logger_monitor_user,
+            nats_password=password.get_secret_value() if password else None,
+            nats_token=None,
+            nats_nkey_seed_file=self.logger_monitor_nkey_seed_file,
+            nats_creds_file=None,
+            nats_inbox_prefix="_INBOX",
+            nats_connect_attempts=self.nats_connect_attempts,
+            nats_max_reconnects=self.nats_max_reconnects,
+        )
 
     @field_validator("logger_signing_key_file")
     @classmethod

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from vaultmesh.services.logger import query, timespec
 from vaultmesh.services.logger.alerts import GapAlerts
 from vaultmesh.services.logger.auditlog import AuditLog
+from vaultmesh.services.logger.authwatch import AuthWatch
 from vaultmesh.services.logger.capture import Capture
 from vaultmesh.services.logger.config import LoggerSettings
 from vaultmesh.services.logger.errors import LogCorrupt, SigningKeyError
@@ -146,10 +147,13 @@ class LogsApi:
 class LoggerService:
     """The logger component: stream capture plus the query service."""
 
-    def __init__(self, capture: Capture, micro: MicroService, nc: Client) -> None:
+    def __init__(
+        self, capture: Capture, micro: MicroService, nc: Client, watch: AuthWatch | None = None
+    ) -> None:
         self._nc = nc
         self._capture = capture
         self._micro = micro
+        self.watch = watch
 
     @property
     def log(self) -> AuditLog:
@@ -163,12 +167,16 @@ class LoggerService:
         except NatsError as exc:
             raise Unavailable(f"JetStream is not usable: {type(exc).__name__}") from None
         await self._micro.start()
+        if self.watch is not None:
+            await self.watch.start()
         # Ready means the server has the endpoint subscriptions, not just that they were sent.
         await self._nc.flush()
 
     async def stop(self) -> None:
         """Stop answering, write what was fetched, sign a last checkpoint, close."""
         self._capture.release_waiters()
+        if self.watch is not None:
+            await self.watch.stop()
         await self._micro.stop()
         await self._capture.stop()
         self._capture.log.close()
@@ -233,7 +241,8 @@ async def build_logger(
         queue_group=subjects.QUEUE_LOGS,
         max_request_bytes=settings.max_request_bytes,
     )
-    return LoggerService(capture, micro, nc)
+    watch = AuthWatch(settings.monitor_settings(), js, clock, metrics)
+    return LoggerService(capture, micro, nc, watch)
 
 
 def build_for(settings: LoggerSettings, clock: Clock | None = None) -> Builder:
