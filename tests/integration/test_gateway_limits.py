@@ -251,6 +251,21 @@ async def test_a_malformed_request_gets_the_error_shape(gateway: Gateway) -> Non
     assert gateway.bad_input("http", "bad_request") == 2
 
 
+async def test_many_pipelined_requests_to_uvicorn_are_all_answered_in_order(
+    gateway: Gateway,
+) -> None:
+    """Parsed one ahead (bytes held back meanwhile), yet every one is answered, in order."""
+    count = 2000
+    reader, writer = await connect(gateway)
+    pages = [get(f"/healthz?n={n}") for n in range(count)]
+    writer.write(b"".join(pages) + beat() + get("/openapi.json"))
+    statuses = [(await read_response(reader))[0] for _ in range(count)]
+    assert statuses == [200] * count
+    assert (await read_response(reader))[2] == b'{"status":"ok"}'
+    assert orjson.loads((await read_response(reader))[2])["info"]["title"] == "VaultMesh gateway"
+    writer.close()
+
+
 # -- the gateway's own process, and its memory ---------------------------------------------
 def rss_bytes(pid: int) -> int:
     """Resident memory of process ``pid`` (VmRSS)."""
@@ -367,6 +382,33 @@ async def test_a_100_mib_header_leaves_the_gateways_memory_bounded(
         peak = max(peak, rss_bytes(gateway.pid))
         assert peak - before < 8 * MiB, (before, peak)
         assert sent < 100 * MiB, "the gateway read the whole header"
+        assert await gateway.healthz() == 200
+
+
+async def test_pipelined_requests_that_are_never_read_leave_memory_bounded(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """8 connections each pipeline 2 MB of GET /healthz and read no answer.
+
+    uvicorn alone parses every request it has read at once, tens of thousands
+    of them each with its scope and cycle: over 100 MiB a connection.
+    """
+    request = get("/healthz")
+    async with gateway_process(nats_server, tmp_path) as gateway:
+        before = rss_bytes(gateway.pid)
+        conns = []
+        for _ in range(8):
+            # A one-byte read limit: the client stops reading at once.
+            _, writer = await asyncio.open_connection("127.0.0.1", gateway.port, limit=1)
+            writer.write(request * (2_000_000 // len(request)))
+            conns.append(writer)
+        peak = before
+        for _ in range(20):  # samples while the gateway reads what it can
+            await asyncio.sleep(0.25)
+            peak = max(peak, rss_bytes(gateway.pid))
+        for writer in conns:
+            writer.transport.abort()
+        assert peak - before < 16 * MiB, (before, peak)
         assert await gateway.healthz() == 200
 
 

@@ -13,6 +13,11 @@ trickles in is held for as long as it keeps coming. Here:
   since it last reported anything are counted, so a header that never ends is
   refused once past the limit — httptools holds at most the limit plus two
   slices of it;
+* pipelined requests are parsed one ahead: uvicorn would parse every request
+  in a read (a 256 KiB read of small pipelined requests is thousands of them,
+  each with its scope and cycle) and queue them all; here, once one waits
+  behind the request being answered, the rest of the bytes are held unparsed
+  and reading stays paused until the queue is empty again;
 * a request not received whole within the deadline is answered 408 (the
   guard's sweep asks, connections.py);
 * a malformed request is answered ``{"error": ...}`` JSON, as every other
@@ -25,10 +30,12 @@ on the connection first; otherwise the connection is just closed.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import httptools
 from uvicorn.config import Config
+from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
@@ -36,12 +43,26 @@ from vaultmesh.services.gateway.connections import ConnectionGuard
 from vaultmesh.services.gateway.limits import MALFORMED, Refusal
 
 # Bytes fed to httptools at a time: how far past the head limit a head that never
-# ends can get before it is refused.
-SLICE = 4096
+# ends can get before it is refused, and how many small pipelined requests can be
+# parsed ahead (a few dozen at most).
+SLICE = 1024
 
 
 class _Refused(Exception):
     """Raised from a parser callback to stop httptools at a head over the limits."""
+
+
+class _HoldingFlow(FlowControl):
+    """uvicorn's flow control, except that reading stays paused while input is held back."""
+
+    def __init__(self, transport: asyncio.Transport, holding: Callable[[], bool]) -> None:
+        super().__init__(transport)
+        self._holding = holding
+
+    def resume_reading(self) -> None:
+        """Resume reading, unless bytes already read wait to be parsed."""
+        if not self._holding():
+            super().resume_reading()
 
 
 class BoundedHttpTools(HttpToolsProtocol):
@@ -70,15 +91,28 @@ class BoundedHttpTools(HttpToolsProtocol):
         self._header_count = 0
         self._request_cycle: RequestResponseCycle | None = None  # the request being received
         self._refusal: Refusal | None = None
+        self._held = b""  # read but not parsed: a pipelined request waits already
 
     # -- bytes in ---------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """uvicorn's set-up, with flow control that knows about held bytes."""
+        super().connection_made(transport)
+        self.flow = _HoldingFlow(transport, self._holding)
+
     def data_received(self, data: bytes) -> None:
         """Feed ``data`` to httptools a slice at a time, refusing what breaks the limits."""
+        if self._held:
+            data, self._held = self._held + data, b""
         self._unset_keepalive_if_required()
         if self._since is None:
             self._since = self.loop.time()
         view = memoryview(data)
         for start in range(0, len(view), SLICE):
+            if self.pipeline:
+                # A request waits behind the one being answered: parse no further ahead.
+                self._held = bytes(view[start:])
+                self.flow.pause_reading()
+                return
             piece = view[start : start + SLICE]
             try:
                 self.parser.feed_data(piece)
@@ -155,7 +189,21 @@ class BoundedHttpTools(HttpToolsProtocol):
         """An answer is written: a request that waited on it gets its time from now."""
         if self._since is not None:
             self._since = self.loop.time()
-        super().on_response_complete()
+        super().on_response_complete()  # starts the next pipelined request, if one waits
+        if self._held and not self.pipeline:
+            self.loop.call_soon(self._feed_held)
+
+    def _holding(self) -> bool:
+        return bool(self._held)
+
+    def _feed_held(self) -> None:
+        """Parse the bytes held back while a pipelined request waited; read on once done."""
+        if not self._held or self.pipeline or self.transport.is_closing():
+            return
+        data, self._held = self._held, b""
+        self.data_received(data)
+        if not self._held:
+            self.flow.resume_reading()
 
     # -- limits -----------------------------------------------------------------------
     def expire_if_late(self, now: float) -> None:

@@ -31,7 +31,7 @@ class HttpLimits:
     head_bytes: int = 16 * 1024  # request line and headers
     headers: int = 100
     request_timeout_s: float = 10.0  # from a request's first byte to its last
-    connections: int = 1000  # open at once, per process
+    connections: int = 500  # open at once, per process
 
     @classmethod
     def from_settings(cls, settings: GatewaySettings) -> HttpLimits:
