@@ -5,20 +5,22 @@ from __future__ import annotations
 import pytest
 
 from vaultmesh.services.gateway.framing import (
-    MAX_HEAD_BYTES,
+    HEAD_TOO_LARGE,
     MAX_KNOWN_HEAD_BYTES,
     MAX_KNOWN_HEADS,
     MORE,
     OTHER,
+    TOO_MANY_HEADERS,
     Head,
     HeartbeatPost,
     encode,
     frame,
 )
 from vaultmesh.services.gateway.ingest import Reply
+from vaultmesh.services.gateway.limits import HttpLimits
 
 BODY = b'{"node_id":"n"}'
-LIMIT = 1024
+LIMIT = HttpLimits(body_bytes=1024, head_bytes=4096, headers=20)
 
 
 def post(*headers: str, body: bytes = BODY, target: str = "/api/agent/heartbeat") -> bytes:
@@ -81,10 +83,11 @@ def test_every_prefix_of_a_plain_post_asks_for_more() -> None:
         post("Content-Length: 0", body=b""),
         plain("Expect: 100-continue"),
         plain("Upgrade: websocket", "Connection: Upgrade"),
-        post(f"Content-Length: {LIMIT + 1}", body=b"x" * (LIMIT + 1)),
+        post(f"Content-Length: {LIMIT.body_bytes + 1}", body=b"x" * (LIMIT.body_bytes + 1)),
         plain().replace(b"\r\n", b"\n"),  # bare line feeds: uvicorn's parser decides
+        # ... and its own limits (bounded_httptools.py), however long the body
+        plain(body=b"x" * LIMIT.head_bytes).replace(b"\r\n", b"\n"),
         plain("Bad Header: x"),
-        b"POST /api/agent/heartbeat HTTP/1.1\r\n" + b"X: " + b"y" * MAX_HEAD_BYTES,
     ],
 )
 def test_anything_but_a_plain_post_is_left_to_uvicorn(request_bytes: bytes) -> None:
@@ -163,3 +166,30 @@ def test_an_answer_is_one_http_response() -> None:
     }
     assert body == b'{"error":"no"}'
     assert b"connection" not in encode(Reply(200, b"{}"), [], keep_alive=True)
+
+
+@pytest.mark.parametrize("whole", [True, False], ids=["whole", "unfinished"])
+def test_a_head_over_the_size_limit_is_refused_whole_or_not(whole: bool) -> None:
+    request = plain("X-Big: " + "y" * LIMIT.head_bytes)
+    assert frame(request if whole else request[: LIMIT.head_bytes + 1], LIMIT) is HEAD_TOO_LARGE
+    # One byte under the limit is still a head that may end.
+    assert frame(request[: LIMIT.head_bytes], LIMIT) is MORE
+
+
+def test_a_head_at_the_size_limit_is_served() -> None:
+    filler = "X-Fill: "
+    request = plain(filler)
+    head_size = request.index(b"\r\n\r\n") + 4
+    exact = plain(filler + "y" * (LIMIT.head_bytes - head_size))
+    assert exact.index(b"\r\n\r\n") + 4 == LIMIT.head_bytes
+    assert isinstance(frame(exact, LIMIT), HeartbeatPost)
+    assert frame(plain(filler + "y" * (LIMIT.head_bytes - head_size + 1)), LIMIT) is HEAD_TOO_LARGE
+
+
+def test_a_head_over_the_header_count_is_refused() -> None:
+    # Host and Content-Length are two of them.
+    at_limit = [f"X-N{n}: v" for n in range(LIMIT.headers - 2)]
+    assert isinstance(frame(plain(*at_limit), LIMIT), HeartbeatPost)
+    assert frame(plain(*at_limit, "X-One-More: v"), LIMIT) is TOO_MANY_HEADERS
+    # Repeated names count each time.
+    assert frame(plain(*["X-Same: v"] * (LIMIT.headers - 1)), LIMIT) is TOO_MANY_HEADERS

@@ -21,7 +21,11 @@ from vaultmesh.services.gateway import api, ingest, login, ops, sse
 from vaultmesh.services.gateway.auth import Authenticator
 from vaultmesh.services.gateway.bodies import INPUT_SUFFIX, bound_integers
 from vaultmesh.services.gateway.config import GatewaySettings
-from vaultmesh.services.gateway.http_errors import ErrorBody, install_error_handlers
+from vaultmesh.services.gateway.http_errors import (
+    ErrorBody,
+    error_responses,
+    install_error_handlers,
+)
 from vaultmesh.services.gateway.metrics import GatewayMetrics
 from vaultmesh.services.gateway.middleware import BodyLimit, RequestMetrics
 from vaultmesh.services.gateway.pages import mount_static
@@ -125,6 +129,15 @@ def _restrict_postable_kinds(schemas: dict[str, Any]) -> None:
     new_event["properties"]["kind"] = {"$ref": f"#/components/schemas/{name}"}
 
 
+def _document_http_limits(schema: dict[str, Any]) -> None:
+    """Any request can be refused by the HTTP limits (limits.py): say so on every operation."""
+    refusals = {str(status): spec for status, spec in error_responses(408, 431).items()}
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                operation["responses"].update(refusals)
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's schema plus the hand-parsed request bodies and the security schemes."""
     if app.openapi_schema is not None:
@@ -143,6 +156,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         schemas[name + INPUT_SUFFIX] = definition
     schemas["ErrorBody"] = ErrorBody.model_json_schema()
     _restrict_postable_kinds(schemas)
+    _document_http_limits(schema)
     components["securitySchemes"] = SECURITY_SCHEMES
     app.openapi_schema = schema
     return schema

@@ -6,8 +6,9 @@ A *plain* heartbeat post is
     the body limit), no Transfer-Encoding, no Expect, no Upgrade
 
 and ``frame`` finds one at the start of a connection's buffer, or says to wait
-for more bytes (MORE) or that the request is anything else (OTHER: uvicorn's
-turn, see frontdoor.py). Framing is httptools' decision, not a hand-written
+for more bytes (MORE), that its head is over the limits (HEAD_TOO_LARGE,
+TOO_MANY_HEADERS: refused here) or that the request is anything else (OTHER:
+uvicorn's turn, see frontdoor.py). Framing is httptools' decision, not a hand-written
 one: a head is parsed by a fresh httptools parser, and a request is framed here
 only when that parser ends the message exactly at head + Content-Length bytes.
 What a head says is remembered by its bytes (the connection's last head, and
@@ -28,10 +29,10 @@ from types import MappingProxyType
 import httptools
 
 from vaultmesh.services.gateway.ingest import PATH, Reply
+from vaultmesh.services.gateway.limits import HttpLimits
 
 _START = f"POST {PATH} HTTP/1.".encode()
 _HEAD_END = b"\r\n\r\n"
-MAX_HEAD_BYTES = 16 * 1024  # a longer head goes to uvicorn, which applies its own limits
 MAX_KNOWN_HEADS = 4096  # heads remembered, so they are not parsed again (see frame)
 MAX_KNOWN_HEAD_BYTES = 2048
 _NOT_PLAIN = frozenset({b"transfer-encoding", b"expect", b"upgrade"})
@@ -44,13 +45,23 @@ _PARSE_ERRORS = (httptools.HttpParserError, httptools.HttpParserUpgrade)
 class _Parsed:
     """httptools callbacks for one request: its headers and body, and how far it got."""
 
-    __slots__ = ("begun", "body", "complete", "headers", "headers_done", "lengths", "plain")
+    __slots__ = (
+        "begun",
+        "body",
+        "complete",
+        "count",
+        "headers",
+        "headers_done",
+        "lengths",
+        "plain",
+    )
 
     def __init__(self) -> None:
         self.headers: dict[str, str] = {}
         self.body: list[bytes] = []
         self.lengths: list[bytes] = []
         self.plain = True
+        self.count = 0  # header fields, repeated ones included
         self.begun = 0
         self.headers_done = False
         self.complete = False
@@ -59,6 +70,7 @@ class _Parsed:
         self.begun += 1
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self.count += 1
         name = name.lower()
         if name == b"content-length":
             self.lengths.append(value)
@@ -115,24 +127,27 @@ class Verdict(enum.Enum):
 
     MORE = "more"  # the start of a plain heartbeat post: wait for more bytes
     OTHER = "other"  # anything else: uvicorn's turn
+    HEAD_TOO_LARGE = "head_too_large"  # a heartbeat post's head over the limit: refuse it
+    TOO_MANY_HEADERS = "too_many_headers"  # likewise for its number of headers
 
 
 MORE, OTHER = Verdict.MORE, Verdict.OTHER
+HEAD_TOO_LARGE, TOO_MANY_HEADERS = Verdict.HEAD_TOO_LARGE, Verdict.TOO_MANY_HEADERS
 
 
 def frame(
     buf: bytes | bytearray,
-    body_limit: int,
+    limits: HttpLimits,
     heads: dict[bytes, Head] | None = None,
     last: Head | None = None,
 ) -> HeartbeatPost | Verdict:
-    """The plain heartbeat post at the start of ``buf``, or MORE, or OTHER.
+    """The plain heartbeat post at the start of ``buf``, or a Verdict on what it holds.
 
     ``heads``: heads parsed before, by their bytes; ``last``: the head of the
     connection's previous post. Agents send the same head again and again
     (same client, host and token; only Content-Length varies), and a head
     byte-for-byte equal to one parsed before is not parsed again: the parser
-    would say the same of it.
+    would say the same of it (nor checked again: it was within the limits).
     """
     if last is not None and buf.startswith(last.raw):
         return _body(buf, last)
@@ -144,10 +159,16 @@ def frame(
         known = heads.get(bytes(memoryview(buf)[:head_size]))
         if known is not None:
             return _body(buf, known)
-    if buf.count(b"\n", 0, head_size) != buf.count(b"\r\n", 0, head_size):
-        return OTHER  # a bare line feed: where the head ends is uvicorn's parser's call
+    # Any line end but CRLF has a bare line feed: then where the head ends is uvicorn's
+    # parser's call. Without one in its first head_bytes + 1 bytes, a head that has
+    # not ended there is over the limit.
+    scanned = min(head_size, limits.head_bytes + 1)
+    if buf.count(b"\n", 0, scanned) != buf.count(b"\r\n", 0, scanned):
+        return OTHER
+    if head_size > limits.head_bytes:
+        return HEAD_TOO_LARGE
     if end < 0:
-        return MORE if len(buf) <= MAX_HEAD_BYTES else OTHER
+        return MORE
     parsed = _Parsed()
     parser = httptools.HttpRequestParser(parsed)
     try:
@@ -156,11 +177,13 @@ def frame(
         return OTHER
     if not (parsed.headers_done and parsed.plain and parsed.begun == 1 and not parsed.complete):
         return OTHER
+    if parsed.count > limits.headers:
+        return TOO_MANY_HEADERS
     keep_alive = parser.should_keep_alive()  # read now: the message's end resets it
     if len(parsed.lengths) != 1 or not parsed.lengths[0].isdigit():
         return OTHER
     length = int(parsed.lengths[0])
-    if not 0 < length <= body_limit:
+    if not 0 < length <= limits.body_bytes:
         return OTHER
     size = head_size + length
     if len(buf) < size:

@@ -9,14 +9,21 @@ of the gateway's CPU per heartbeat. This protocol, given to uvicorn as its
 ``HeartbeatIngest`` with one write. The first request that is anything else (a
 page, an API call, a chunked or oversized heartbeat, bytes that do not parse)
 is handed over with the rest of the connection, byte for byte from that
-request's first byte, to uvicorn's own httptools protocol, which serves it
-through FastAPI as before: one HTTP implementation for everything but the hot
-path, and the same answers either way.
+request's first byte, to uvicorn's own httptools protocol (held to the same
+limits, bounded_httptools.py), which serves it through FastAPI as before: one
+HTTP implementation for everything but the hot path, and the same answers
+either way.
 
 Requests on one connection are answered in order, one at a time; pipelined
 ones wait in the buffer, and reading pauses when too many pile up. A
 connection idle for uvicorn's keep-alive timeout is closed, and at shutdown a
 connection closes once its current answer is written.
+
+The limits (limits.py) hold here too: a connection past the cap is refused as
+it is accepted, a heartbeat post's head over the size or header-count limit is
+answered 431, and a request not received whole within the deadline 408 (the
+guard's one sweep checks it; the hot path only notes when a request that is
+not yet whole began).
 """
 
 from __future__ import annotations
@@ -25,11 +32,21 @@ import asyncio
 from typing import Any, ClassVar, cast
 
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from vaultmesh.services.gateway.framing import MORE, Head, HeartbeatPost, encode, frame
+from vaultmesh.services.gateway.bounded_httptools import BoundedHttpTools
+from vaultmesh.services.gateway.connections import ConnectionGuard
+from vaultmesh.services.gateway.framing import (
+    HEAD_TOO_LARGE,
+    MORE,
+    OTHER,
+    Head,
+    HeartbeatPost,
+    encode,
+    frame,
+)
 from vaultmesh.services.gateway.ingest import STORED, HeartbeatIngest, Reply
+from vaultmesh.services.gateway.limits import HttpLimits, Refusal
 
 PAUSE_READING_AT = 256 * 1024  # buffered (pipelined) bytes at which reading pauses
 
@@ -38,11 +55,12 @@ class FrontDoor(asyncio.Protocol):
     """One connection: plain heartbeat posts served here, the rest handed to uvicorn.
 
     uvicorn builds one per connection (``Config(http=...)``); ``front_door``
-    binds the ingest and the body limit of one app.
+    binds the ingest, the limits and the connection guard of one app.
     """
 
     ingest: ClassVar[HeartbeatIngest]
-    body_limit: ClassVar[int]
+    limits: ClassVar[HttpLimits]
+    guard: ClassVar[ConnectionGuard]
     heads: ClassVar[dict[bytes, Head]] = {}
     stored_answer: ClassVar[tuple[list[tuple[bytes, bytes]], bytes] | None] = None
 
@@ -68,14 +86,18 @@ class FrontDoor(asyncio.Protocol):
         self._read_paused = False
         self._write_paused = False
         self._last_seen = 0.0
+        # When the buffered request that is not yet whole began (None: no such request).
+        self._request_since: float | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
-        self._delegate: HttpToolsProtocol | None = None
+        self._delegate: BoundedHttpTools | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Take the connection and start its idle clock."""
+        """Take the connection (unless too many are open) and start its idle clock."""
         # uvloop's TCP transport has the Transport methods without the base class.
         self._transport = cast(asyncio.Transport, transport)
+        if not self.guard.admit(self._connections, self._transport, self._loop):
+            return
         self._connections.add(self)
         self._last_seen = self._loop.time()
         self._arm_idle_timer()
@@ -140,19 +162,30 @@ class FrontDoor(asyncio.Protocol):
                 pass
         finally:
             self._serving = False
+        # A request left in the buffer is not whole yet (or waits on a client that
+        # reads nothing): its deadline runs from now.
+        if self._buf and not self._busy and self._request_since is None:
+            self._request_since = self._loop.time()
 
     def _serve_one(self) -> bool:
         """Start on the request at the head of the buffer; False when there is none to start."""
         transport = self._transport_or_fail()
         if not self._buf or self._write_paused or transport.is_closing():
             return False
-        request = frame(self._buf, self.body_limit, self.heads, self._last)
+        request = frame(self._buf, self.limits, self.heads, self._last)
         if request is MORE:
             return False
         if not isinstance(request, HeartbeatPost):
-            self._hand_over(transport)
+            if request is OTHER:
+                self._hand_over(transport)
+            else:
+                too_large = request is HEAD_TOO_LARGE
+                self._refuse(
+                    self.limits.head_too_large if too_large else self.limits.too_many_headers
+                )
             return False
         del self._buf[: request.size]
+        self._request_since = None
         self._last = request.head
         self._busy = True
         # The answer comes through _answer: at once for a refusal, after the ack otherwise.
@@ -198,11 +231,13 @@ class FrontDoor(asyncio.Protocol):
         self._connections.discard(self)
         self._cancel_idle_timer()
         self._resume_reading()
-        delegate = HttpToolsProtocol(
+        delegate = BoundedHttpTools(
             config=self._config,
             server_state=self._server_state,
             app_state=self._app_state,
             _loop=self._loop,
+            guard=self.guard,
+            since=self._request_since,
         )
         self._delegate = delegate
         transport.set_protocol(delegate)
@@ -211,6 +246,23 @@ class FrontDoor(asyncio.Protocol):
             delegate.pause_writing()
         data, self._buf = bytes(self._buf), bytearray()
         delegate.data_received(data)
+
+    # -- limits -----------------------------------------------------------------------
+    def expire_if_late(self, now: float) -> None:
+        """Refuse (408) the buffered request if it began too long before ``now``."""
+        since = self._request_since
+        if since is None or self._busy or self._delegate is not None:
+            return
+        if now - since >= self.limits.request_timeout_s:
+            self._refuse(self.limits.too_slow)
+
+    def _refuse(self, refusal: Refusal) -> None:
+        """Answer ``refusal`` and close (the rest of the buffer is not read)."""
+        self._buf.clear()
+        self._request_since = None
+        self._closing = True
+        transport = self._transport_or_fail()
+        self.guard.refuse(transport, refusal, self._server_state.default_headers)
 
     # -- idle connections -------------------------------------------------------------
     def _arm_idle_timer(self) -> None:
@@ -238,13 +290,14 @@ class FrontDoor(asyncio.Protocol):
             self._idle_timer = self._loop.call_later(delay, self._check_idle)
 
 
-def front_door(ingest: HeartbeatIngest, body_limit: int) -> type[FrontDoor]:
-    """The FrontDoor class uvicorn should build for an app with this ingest and limit."""
+def front_door(ingest: HeartbeatIngest, limits: HttpLimits) -> type[FrontDoor]:
+    """The FrontDoor class uvicorn should build for an app with this ingest and these limits."""
 
     class AppFrontDoor(FrontDoor):
         """FrontDoor bound to one app."""
 
     AppFrontDoor.ingest = ingest
-    AppFrontDoor.body_limit = body_limit
+    AppFrontDoor.limits = limits
+    AppFrontDoor.guard = ConnectionGuard(limits, ingest.state.metrics)
     AppFrontDoor.heads = {}
     return AppFrontDoor

@@ -28,10 +28,12 @@ _DESCRIPTIONS = {
     400: "Malformed request (for example a body that is not JSON)",
     401: "Not authenticated",
     404: "Not found",
+    408: "The request was not received whole within the configured time",
     413: "Body larger than the configured limit",
     415: "Body in a format this endpoint does not read",
     422: "Well-formed request that fails validation",
     429: "Too many refused sign-ins from this address; see Retry-After",
+    431: "Request head larger than the configured limit, or with too many headers",
     500: "Unexpected failure (details are in the gateway log)",
     503: "The bus or fleet-state is unavailable",
 }

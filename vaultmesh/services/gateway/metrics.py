@@ -26,6 +26,13 @@ class GatewayMetrics:
         self.logins = base.counter(
             "vaultmesh_gateway_logins_total", "Browser sign-in attempts.", ["outcome"]
         )
+        self.http_connections = base.gauge(
+            "vaultmesh_gateway_http_connections", "HTTP connections open now."
+        )
+        self.connections_refused = base.counter(
+            "vaultmesh_gateway_connections_refused_total",
+            "HTTP connections refused because VAULTMESH_HTTP_MAX_CONNECTIONS were open.",
+        )
         # labels() looks children up under a lock; the hot path keeps its own.
         self._published: dict[str, Any] = {}
 

@@ -22,6 +22,7 @@ from vaultmesh.services.gateway.app import create_app
 from vaultmesh.services.gateway.config import GatewaySettings
 from vaultmesh.services.gateway.frontdoor import front_door
 from vaultmesh.services.gateway.ingest import HeartbeatIngest
+from vaultmesh.services.gateway.limits import HttpLimits
 from vaultmesh.services.gateway.state import GatewayState
 from vaultmesh.shared.config import ConfigError
 from vaultmesh.shared.errors import Unavailable
@@ -68,7 +69,7 @@ class HttpServer:
         config = uvicorn.Config(
             app,
             # Plain heartbeat posts are answered by the protocol itself (frontdoor.py).
-            http=front_door(ingest, state.settings.max_body_bytes),
+            http=front_door(ingest, HttpLimits.from_settings(state.settings)),
             lifespan="on",
             access_log=False,
             log_config=None,
