@@ -92,12 +92,17 @@ deploy() {
   docker service ls --filter "label=com.docker.stack.namespace=$STACK"
 }
 
-all_running() {
+all_running() { # every long-running service at N/N, and the provisioning step completed
   local lines
   lines="$(docker service ls --filter "label=com.docker.stack.namespace=$STACK" \
-    --format '{{.Replicas}}')"
+    --format '{{.Name}} {{.Replicas}}' | grep -v "^${STACK}_provision ")"
   [[ -n "$lines" ]] || return 1
-  ! grep -vE '^([0-9]+)/\1( |$)' <<<"$lines"
+  ! grep -vE ' ([0-9]+)/\1( |$)' <<<"$lines" || return 1
+  provisioned
+}
+
+provisioned() { # the one-shot provision service ran to completion (exit 0)
+  docker service ps "${STACK}_provision" --format '{{.CurrentState}}' | grep -q '^Complete'
 }
 
 prepare_checker() {
