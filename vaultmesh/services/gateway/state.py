@@ -16,6 +16,7 @@ from nats.errors import Error as NatsError
 
 from vaultmesh.services.gateway.audit import GatewayAudit
 from vaultmesh.services.gateway.batcher import HeartbeatBatcher
+from vaultmesh.services.gateway.buswatch import BusWatch
 from vaultmesh.services.gateway.config import GatewaySettings
 from vaultmesh.services.gateway.fleet_client import FleetClient
 from vaultmesh.services.gateway.metrics import GatewayMetrics
@@ -72,6 +73,7 @@ class GatewayState:
     sse_slots: Slots
     login_throttle: LoginThrottle
     audit: GatewayAudit
+    bus_watch: BusWatch
     clock: Clock = field(default_factory=SystemClock)
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     started: bool = False
@@ -103,6 +105,7 @@ class GatewayState:
             sse_slots=Slots(settings.sse_max_clients, gauge.set),
             login_throttle=LoginThrottle(clock, settings.login_attempts, settings.login_window_s),
             audit=GatewayAudit(publisher, clock, metrics),
+            bus_watch=BusWatch(nc),
             clock=clock,
         )
 
@@ -110,6 +113,7 @@ class GatewayState:
         """Make sure the streams the gateway publishes to exist (idempotent)."""
         if self.started:
             return
+        self.bus_watch.start()
         limits = StreamLimits()
         try:
             await self.publisher.start()
@@ -124,6 +128,7 @@ class GatewayState:
     def begin_shutdown(self) -> None:
         """Tell long-lived responses (SSE) to finish now."""
         self.closing.set()
+        self.bus_watch.stop()
 
 
 def gateway_state(request: Request) -> GatewayState:
