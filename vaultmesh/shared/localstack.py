@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from nats.aio.client import Client
@@ -151,7 +152,7 @@ class LocalAuth:
         # Private reply inboxes: no local process can read another's replies (vault answers).
         return natsauth.identity_env(identity, private_inboxes=True)
 
-    def settings(self, nats_url: str) -> BusSettings:
+    def settings(self, nats_url: str, **overrides: Any) -> BusSettings:
         """Bus settings for ``up`` itself (the operator identity: it only pings services)."""
         env = self.env(natsauth.ADMIN)
         return load_settings(
@@ -160,6 +161,7 @@ class LocalAuth:
             nats_user=env["VAULTMESH_NATS_USER"],
             nats_password=env["VAULTMESH_NATS_PASSWORD"],
             nats_inbox_prefix=env["VAULTMESH_NATS_INBOX_PREFIX"],
+            **overrides,
         )
 
 
