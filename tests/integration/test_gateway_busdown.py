@@ -52,3 +52,34 @@ async def test_bus_down_gives_503_and_recovers(tmp_path: Path) -> None:
             assert (await eventually(accepted, "ingest to recover")).json() == {"status": "ok"}
     finally:
         server.stop()
+
+
+async def test_healthz_turns_unhealthy_when_the_bus_stays_gone(tmp_path: Path) -> None:
+    server = NatsServer(data_dir=tmp_path / "nats").start()
+    try:
+        async with (
+            running_gateway(
+                server.url, fleet=False, health_bus_grace_s=0.5, nats_reconnect_wait=0.2
+            ) as gw,
+            gw.client() as client,
+        ):
+            assert (await client.get("/healthz")).json() == {"status": "ok"}
+            server.kill()
+
+            async def unhealthy() -> httpx.Response | None:
+                reply = await client.get("/healthz")
+                return reply if reply.status_code != 200 else None
+
+            down = await eventually(unhealthy, "/healthz to say the bus is gone")
+            assert_error_shape(down, 503)
+            assert "VAULTMESH_HEALTH_BUS_GRACE_S" in down.json()["error"]
+
+            server.start()
+
+            async def healthy() -> httpx.Response | None:
+                reply = await client.get("/healthz")
+                return reply if reply.status_code == 200 else None
+
+            assert (await eventually(healthy, "/healthz to recover")).json() == {"status": "ok"}
+    finally:
+        server.stop()

@@ -25,7 +25,7 @@ from vaultmesh.shared.localstack import (
     ensure_tokens,
 )
 from vaultmesh.shared.natsserver import free_port
-from vaultmesh.shared.supervisor import Supervisor, tail
+from vaultmesh.shared.supervisor import Crash, RestartPolicy, Supervisor, tail
 
 
 @pytest.fixture
@@ -167,6 +167,51 @@ def test_exited_child_is_reported_with_its_log(tmp_path: Path) -> None:
     assert child.returncode == 3
     assert child.tail(1) == ["boom: bad config"]
     supervisor.stop()
+
+
+def test_crashed_child_is_restarted_with_backoff_until_it_crashes_too_often(
+    tmp_path: Path,
+) -> None:
+    policy = RestartPolicy(backoff_s=0.05, max_backoff_s=0.1, max_restarts=3, window_s=600)
+    supervisor = Supervisor(policy=policy)
+    log = tmp_path / "c.log"
+    code = "import sys; print('run', flush=True); sys.exit(3)"
+    child = supervisor.spawn("crash", [sys.executable, "-c", code], {}, log)
+    crashes: list[Crash] = []
+    deadline = time.monotonic() + 60
+    while not crashes or crashes[-1].restart_in is not None:
+        assert time.monotonic() < deadline, f"only {crashes}"
+        crashes += supervisor.crashed()
+        supervisor.restart_due()
+        time.sleep(0.02)
+    assert [(c.returncode, c.crashes, c.restart_in) for c in crashes] == [
+        (3, 1, 0.05),
+        (3, 2, 0.1),
+        (3, 3, 0.1),  # the backoff doubles up to its cap
+        (3, 4, None),  # one crash more than --max-restarts: given up
+    ]
+    assert crashes[0].describe() == "exited with code 3"
+    assert child.restarts == 3
+    assert log.read_text().split() == ["run"] * 4  # every run appended to one log
+    assert supervisor.crashed() == []  # reported once
+    assert supervisor.restart_due() == []
+    assert not child.alive()
+
+
+def test_a_crash_by_signal_is_named_and_stop_cancels_a_pending_restart(tmp_path: Path) -> None:
+    supervisor = Supervisor(policy=RestartPolicy(backoff_s=600))
+    sleeper = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"]
+    child = supervisor.spawn("sleeper", sleeper, {}, tmp_path / "s.log")
+    _wait_for_line(tmp_path / "s.log", "up")
+    child.signal(signal.SIGKILL)
+    assert child.proc is not None
+    child.proc.wait(timeout=30)
+    (crash,) = supervisor.crashed()
+    assert crash.describe() == "was killed by SIGKILL"
+    assert supervisor.pending() == [child]
+    supervisor.stop(grace=0.5)
+    assert supervisor.pending() == []
+    assert supervisor.restart_due(time.monotonic() + 3600) == []
 
 
 def test_tail_of_missing_file_is_empty(tmp_path: Path) -> None:

@@ -9,8 +9,10 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +72,7 @@ class Up:
     http_port: int
     agents: int = 2
     env: dict[str, str] = field(default_factory=dict)
+    options: list[str] = field(default_factory=list)
     stdout: list[str] = field(default_factory=list)
     stderr: list[str] = field(default_factory=list)
     proc: subprocess.Popen[str] | None = None
@@ -92,6 +95,7 @@ class Up:
             str(self.agents),
             "--agent-interval",
             "1",
+            *self.options,
         ]
         self.proc = subprocess.Popen(
             argv,
@@ -119,6 +123,56 @@ class Up:
 
     def admin_token(self) -> str:
         return (self.data_dir / "secrets" / "admin.token").read_text().strip()
+
+    def agent_token(self) -> str:
+        return (self.data_dir / "secrets" / "agent.token").read_text().strip()
+
+    def child(self, name: str) -> int | None:
+        """The pid of the running child whose command line mentions ``name``."""
+        assert self.proc is not None
+        for pid in _children_of(self.proc.pid):
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if any(name.encode() in part for part in argv) and _running(pid):
+                return pid
+        return None
+
+    def said(self, text: str, timeout: float = 60.0) -> None:
+        """Wait until ``up`` has written ``text`` to stderr or stdout."""
+        _wait_for(lambda: text in "".join(self.stderr + self.stdout), timeout, repr(text))
+
+    def heartbeat(self, node: str, hostname: str = "probe") -> int:
+        body = {
+            "node_id": node,
+            "hostname": hostname,
+            "os_profile": "ArchVault",
+            "cloudflare_ok": True,
+            "services_ok": True,
+            "vaultmesh_root": "/var/lib/vaultmesh",
+            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        }
+        try:
+            response = httpx.post(
+                f"http://127.0.0.1:{self.http_port}/api/agent/heartbeat",
+                json=body,
+                headers={"X-Host-Token": self.agent_token()},
+                timeout=10,
+            )
+        except httpx.HTTPError:
+            return 0
+        return response.status_code
+
+    def get(self, path: str) -> httpx.Response | None:
+        try:
+            return httpx.get(
+                f"http://127.0.0.1:{self.http_port}{path}",
+                headers={"Authorization": f"Bearer {self.admin_token()}"},
+                timeout=10,
+            )
+        except httpx.HTTPError:
+            return None
 
     def nodes(self) -> dict[str, Any]:
         response = httpx.get(
@@ -252,3 +306,114 @@ def _stop_and_check_no_child_left_or_none(run: Up) -> None:
     children = _children_of(run.proc.pid)
     assert run.terminate(timeout=5) == 0
     assert [pid for pid in children if _running(pid)] == []
+
+
+# ---- supervision: crashes are restarted, the rest keeps running -----------------------
+FAST_RESTART = ["--restart-backoff", "0.2"]
+
+
+@pytest.mark.skipif(not HAS_FLEET_VIEW, reason="needs the fleet and gateway services")
+def test_killed_nats_server_comes_back_and_keeps_what_it_acknowledged(
+    up_factory: Callable[..., Up],
+) -> None:
+    run = up_factory(agents=0, options=FAST_RESTART)
+    run.ready_line()
+    url_file = run.data_dir / "nats" / "client-url"
+    url = url_file.read_text()
+    before = str(uuid.uuid4())
+    assert run.heartbeat(before, "before-the-crash") == 200  # acknowledged by the stream
+    nats = run.child("nats-server")
+    assert nats is not None
+
+    os.kill(nats, signal.SIGKILL)
+    run.said("nats-server was killed by SIGKILL; restarting it")
+    run.said("nats-server started again")
+    again = run.child("nats-server")
+    assert again is not None
+    assert again != nats
+    assert url_file.read_text() == url  # the same port: every client reconnects by itself
+    after = str(uuid.uuid4())
+    _wait_for(lambda: run.heartbeat(after) == 200, 60, "a heartbeat accepted again")
+    run.said(READY_PREFIX + " again")
+
+    def history(node: str) -> list[dict[str, Any]]:
+        response = run.get(f"/api/nodes/{node}/history")
+        if response is None or response.status_code != 200:
+            return []
+        beats: list[dict[str, Any]] = response.json()["heartbeats"]
+        return beats
+
+    # Read back from the restarted server's JetStream store.
+    beats = _wait_for(lambda: history(before), 60, "the heartbeat sent before the crash")
+    assert [beat["hostname"] for beat in beats] == ["before-the-crash"]
+    _stop_and_check_no_child_left(run)
+
+
+@pytest.mark.skipif(not HAS_FLEET_VIEW, reason="needs the fleet and gateway services")
+def test_killed_service_is_restarted_and_the_others_keep_running(
+    up_factory: Callable[..., Up],
+) -> None:
+    run = up_factory(agents=1, options=FAST_RESTART)
+    run.ready_line()
+    assert run.proc is not None
+    others = set(_children_of(run.proc.pid))
+    fleet = run.child("vaultmesh.services.fleet")
+    assert fleet is not None
+    others.discard(fleet)
+
+    os.kill(fleet, signal.SIGKILL)
+    run.said("fleet was killed by SIGKILL; restarting it")
+    run.said("fleet started again")
+    run.said(READY_PREFIX + " again")
+    assert run.proc.poll() is None
+    assert [pid for pid in others if not _running(pid)] == []  # nothing else was stopped
+    listed = _wait_for(lambda: (b := run.nodes())["total"] == 1 and b, 60, "the agent's node")
+    assert listed["nodes"][0]["hostname"] == "local-agent-1"
+    _stop_and_check_no_child_left(run)
+
+
+@pytest.mark.skipif(not SERVICES, reason="no service package exists yet")
+def test_a_process_that_keeps_crashing_makes_up_give_up(up_factory: Callable[..., Up]) -> None:
+    run = up_factory(agents=0, options=[*FAST_RESTART, "--max-restarts", "2"])
+    run.ready_line()
+    assert run.proc is not None
+    name = sorted(SERVICES)[0]
+    module = f"vaultmesh.services.{name}"
+    children = set(_children_of(run.proc.pid))
+    killed: list[int] = []
+
+    def fresh() -> int | None:
+        pid = run.child(module)
+        return pid if pid not in killed else None
+
+    for _ in range(3):  # the first crash and two restarts allowed, then no more
+        pid = _wait_for(fresh, 60, f"{name} to run again")
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+        children.add(pid)
+    assert run.proc.wait(timeout=30) == 1
+    err = "".join(run.stderr)
+    assert f"{name} was killed by SIGKILL: 3 crashes within 60s" in err
+    assert "giving up and stopping everything" in err
+    assert [pid for pid in children if _running(pid)] == []
+
+
+def test_sigterm_while_nats_is_down_exits_cleanly(up_factory: Callable[..., Up]) -> None:
+    run = up_factory(agents=1, options=["--restart-backoff", "600"])
+    run.ready_line()
+    nats = run.child("nats-server")
+    assert nats is not None
+    os.kill(nats, signal.SIGKILL)
+    run.said("nats-server was killed by SIGKILL; restarting it in 600s")
+    # Let every client notice the loss (reconnecting, or still connecting for the first time).
+    logs = list((run.data_dir / "logs").glob("*.log"))
+    _wait_for(
+        lambda: all("nats connection error" in log.read_text() for log in logs),
+        60,
+        "every process to lose NATS",
+    )
+    _stop_and_check_no_child_left(run)
+    output = "".join(run.stdout + run.stderr)
+    assert "Traceback" not in output
+    for log in (run.data_dir / "logs").glob("*.log"):
+        assert "Traceback" not in log.read_text(), log.name

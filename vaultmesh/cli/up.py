@@ -4,7 +4,10 @@ Starts nats-server (JetStream) in the data directory, then every service
 package under ``vaultmesh/services/`` that has a ``__main__`` (except the
 agent), waits until each answers (micro ``$SRV.PING`` or the gateway's
 ``/readyz``), starts ``--agents`` local agents, prints one line saying where
-the dashboard is, and stops everything on Ctrl-C or SIGTERM.
+the dashboard is, and supervises: a process that crashes (nats-server
+included) is reported and started again after a backoff, and once everything
+answers again the line is printed again; a process that keeps crashing stops
+everything. Ctrl-C or SIGTERM stops everything.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ import asyncio
 import contextlib
 import fcntl
 import logging
+import os
 import signal
 import socket
 import sys
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import uvloop
 from nats.aio.client import Client
@@ -30,7 +35,7 @@ from vaultmesh.shared.config import BusSettings, ConfigError, load_settings
 from vaultmesh.shared.errors import Unavailable
 from vaultmesh.shared.logs import configure_logging
 from vaultmesh.shared.natsserver import NatsServer, NatsServerError, free_port
-from vaultmesh.shared.supervisor import Child, Supervisor
+from vaultmesh.shared.supervisor import Child, Crash, RestartPolicy, Supervisor
 
 EPILOG = """\
 files under the data directory:
@@ -42,9 +47,14 @@ files under the data directory:
   agents/<n>/                              state (node id) and root of each demo agent
 """
 READY_PREFIX = "VaultMesh is up"
+NATS = "nats-server"
 _CHILD_GRACE = 3.0  # SIGTERM -> SIGKILL; plus the NATS stop, well inside 5 s.
 _NATS_STOP = 1.5
+_NATS_START = 10.0
 _POLL = 0.25
+_RECHECK = 1.0  # how often a recovering stack is asked whether everything answers again
+_CRASH_LINES = 5
+T = TypeVar("T")
 
 
 class UpError(Exception):
@@ -69,6 +79,19 @@ def register(sub: Any) -> None:
     parser.add_argument("--log-level", default="INFO", help="LOG_LEVEL of every process")
     parser.add_argument("--start-timeout", type=float, default=90.0, help="seconds (90)")
     parser.add_argument(
+        "--restart-backoff",
+        type=float,
+        default=1.0,
+        help="seconds before restarting a crashed process; doubles per crash in the window (1)",
+    )
+    parser.add_argument(
+        "--max-restarts",
+        type=int,
+        default=5,
+        help="restarts of one process within --restart-window before up gives up (5)",
+    )
+    parser.add_argument("--restart-window", type=float, default=60.0, help="seconds (60)")
+    parser.add_argument(
         "--no-nats-auth",
         action="store_true",
         help="run NATS without per-service users (debugging only: any local process may publish)",
@@ -78,9 +101,15 @@ def register(sub: Any) -> None:
 
 def up_command(args: argparse.Namespace) -> int:
     """Run until interrupted; 0 on a clean stop, 1 when something failed, 2 on bad options."""
-    if args.agents < 0 or args.agent_interval <= 0 or args.start_timeout <= 0:
+    if (
+        args.agents < 0
+        or args.max_restarts < 0
+        or min(args.agent_interval, args.start_timeout, args.restart_backoff, args.restart_window)
+        <= 0
+    ):
         print(
-            "vaultmesh up: --agents, --agent-interval and --start-timeout must be positive",
+            "vaultmesh up: --agents, --agent-interval, --start-timeout and the --restart "
+            "options must be positive",
             file=sys.stderr,
         )
         return 2
@@ -94,6 +123,17 @@ def up_command(args: argparse.Namespace) -> int:
     return uvloop.run(Stack(args).run())
 
 
+@dataclass(frozen=True)
+class Layout:
+    """What was started, for the ready line and for asking whether it all answers."""
+
+    data: Path
+    specs: list[local.ServiceSpec]
+    http_port: int
+    tokens: local.Tokens
+    auth: local.LocalAuth | None
+
+
 @dataclass
 class Stack:
     """One local control plane: NATS, the services, the demo agents."""
@@ -103,6 +143,13 @@ class Stack:
     supervisor: Supervisor = field(default_factory=Supervisor)
     nats: NatsServer | None = None
     _lock: IO[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self.supervisor.policy = RestartPolicy(
+            backoff_s=self.args.restart_backoff,
+            max_restarts=self.args.max_restarts,
+            window_s=self.args.restart_window,
+        )
 
     async def run(self) -> int:
         """Start, report, supervise, stop; returns the exit code."""
@@ -125,7 +172,8 @@ class Stack:
         specs = local.discover()
         if any(spec.is_gateway for spec in specs):
             _check_port_free("--http-port", self.args.http_host, http_port)
-        self._start_nats(data, auth)
+        if not await self._start_nats(data, auth):
+            return 130
         assert self.nats is not None
         env = local.Env(data, self.nats.url, self.args.log_level, tokens, self.args.http_host, auth)
         # The provisioning step: the only identity that may create streams and buckets.
@@ -141,20 +189,32 @@ class Stack:
         for n in range(1, self.args.agents + 1):
             agent_env = env.for_agent(n, self.args.agent_interval)
             self._spawn(f"agent-{n}", local.AGENT_ARGV, agent_env, data)
-        print(self._ready_line(data, specs, http_port, tokens), flush=True)
-        return await self._supervise()
+        layout = Layout(data, specs, http_port, tokens, auth)
+        print(self._ready_line(layout), flush=True)
+        return await self._supervise(layout)
 
-    def _start_nats(self, data: Path, auth: local.LocalAuth | None) -> None:
+    async def _start_nats(self, data: Path, auth: local.LocalAuth | None) -> bool:
+        """Start nats-server as a supervised child; False if interrupted, UpError on failure."""
         port = self.args.nats_port or free_port()
         _check_port_free("--nats-port", "127.0.0.1", port)
         extra = "" if auth is None else auth.server_config
         self.nats = NatsServer(data_dir=data / "nats", port=port, extra_config=extra)
         try:
-            self.nats.start()
-        except NatsServerError as exc:
+            # The same command restarts it on the same port with the same JetStream store.
+            argv = self.nats.prepare()  # the config (0600) holds the local NATS passwords
+        except (NatsServerError, OSError) as exc:
             raise UpError(str(exc)) from None
-        # The generated config holds the local NATS passwords.
-        self.nats.config_path.chmod(0o600)
+        self.supervisor.spawn(NATS, argv, dict(os.environ), self.nats.log_path)
+        deadline = asyncio.get_running_loop().time() + _NATS_START
+        while not self.nats.accepting():
+            self._raise_if_exited()
+            if self.stop.is_set():
+                return False
+            if asyncio.get_running_loop().time() > deadline:
+                raise UpError(self._failure(NATS, f"not ready within {_NATS_START:g}s"))
+            await self._sleep(0.05)
+        self.nats.write_url_file()
+        return True
 
     def _prepare_data_dir(self) -> Path:
         data: Path = self.args.data_dir.resolve()
@@ -171,12 +231,14 @@ class Stack:
             raise UpError(f"another `vaultmesh up` is using {data}") from None
         return data
 
-    async def _connect(self, auth: local.LocalAuth | None) -> Client:
+    async def _connect(self, auth: local.LocalAuth | None, **overrides: Any) -> Client:
         assert self.nats is not None
         url = self.nats.url
         try:
             settings = (
-                load_settings(BusSettings, nats_url=url) if auth is None else auth.settings(url)
+                load_settings(BusSettings, nats_url=url, **overrides)
+                if auth is None
+                else auth.settings(url, **overrides)
             )
             return await bus.connect(settings, "vaultmesh-up")
         except (Unavailable, ConfigError) as exc:
@@ -203,15 +265,70 @@ class Stack:
                 await self._sleep(_POLL)
         return True
 
-    async def _supervise(self) -> int:
+    async def _supervise(self, layout: Layout) -> int:
+        """Restart what crashes until stopped (0) or something crashes too often (1)."""
+        loop = asyncio.get_running_loop()
+        recovering, next_check = False, 0.0
         while not self.stop.is_set():
-            try:
-                self._raise_if_exited()
-            except UpError as exc:
-                print(f"vaultmesh up: {exc}", file=sys.stderr, flush=True)
-                return 1
-            await self._sleep(1.0)
+            for crash in self.supervisor.crashed():
+                _say(self._crash_report(crash))
+                if crash.restart_in is None:
+                    return 1
+                recovering = True
+            for child in self.supervisor.restart_due():
+                _say(f"{child.name} started again (pid {child.pid})")
+            if recovering and not self.supervisor.pending() and loop.time() >= next_check:
+                next_check = loop.time() + _RECHECK
+                if await self._unless_stopped(self._answering(layout)):
+                    recovering = False
+                    print(self._ready_line(layout, again=True), flush=True)
+            await self._sleep(_POLL)
         return 0
+
+    def _crash_report(self, crash: Crash) -> str:
+        child, what = crash.child, crash.describe()
+        policy = self.supervisor.policy
+        if crash.restart_in is None:
+            lines = "\n".join(f"  | {line}" for line in child.tail())
+            return (
+                f"{child.name} {what}: {crash.crashes} crashes within {policy.window_s:g}s "
+                f"(--max-restarts {policy.max_restarts}); giving up and stopping everything; "
+                f"last lines of {child.log_path}:\n{lines}"
+            )
+        lines = "\n".join(f"  | {line}" for line in child.tail(_CRASH_LINES))
+        tail = f"; last lines of {child.log_path}:\n{lines}" if lines else ""
+        return (
+            f"{child.name} {what}; restarting it in {crash.restart_in:g}s "
+            f"(restart {crash.crashes} of {policy.max_restarts} allowed within "
+            f"{policy.window_s:g}s){tail}"
+        )
+
+    async def _answering(self, layout: Layout) -> bool:
+        """Whether NATS and every service answer, as at start-up."""
+        try:
+            nc = await self._connect(layout.auth, nats_connect_attempts=1)
+        except UpError:
+            return False
+        try:
+            for spec in layout.specs:
+                if not await local.is_ready(nc, spec, self.args.http_host, layout.http_port):
+                    return False
+            return True
+        finally:
+            await bus.close(nc)
+
+    async def _unless_stopped(self, work: Awaitable[T]) -> T | None:
+        """``work``'s result, or None (and ``work`` cancelled) once a stop is asked for."""
+        task = asyncio.ensure_future(work)
+        stopping = asyncio.ensure_future(self.stop.wait())
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if task.done():
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return None
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -226,27 +343,33 @@ class Stack:
         lines = "\n".join(f"  | {line}" for line in child.tail())
         return f"{name} {what}; last lines of {child.log_path}:\n{lines}"
 
-    def _ready_line(
-        self, data: Path, specs: list[local.ServiceSpec], port: int, tokens: local.Tokens
-    ) -> str:
+    def _ready_line(self, layout: Layout, again: bool = False) -> str:
         assert self.nats is not None
-        names = ", ".join(spec.name for spec in specs) or "none yet"
-        where = f"NATS {self.nats.url}; services: {names}; logs in {data / 'logs'}/"
-        if any(spec.is_gateway for spec in specs):
+        prefix = READY_PREFIX + (" again" if again else "")
+        names = ", ".join(spec.name for spec in layout.specs) or "none yet"
+        agents = f"; agents: {self.args.agents}" if self.args.agents else ""
+        logs = layout.data / "logs"
+        where = f"NATS {self.nats.url}; services: {names}{agents}; logs in {logs}/"
+        if any(spec.is_gateway for spec in layout.specs):
             host = "127.0.0.1" if self.args.http_host in ("0.0.0.0", "::") else self.args.http_host
-            url = f"http://{host}:{port}/"
+            url = f"http://{host}:{layout.http_port}/"
             return (
-                f"{READY_PREFIX}: dashboard {url} (log in with the admin token in {tokens.admin}); "
-                f"{where}; Ctrl-C stops"
+                f"{prefix}: dashboard {url} (log in with the admin token in "
+                f"{layout.tokens.admin}); {where}; Ctrl-C stops"
             )
-        return f"{READY_PREFIX} (no gateway installed): {where}; Ctrl-C stops"
+        return f"{prefix} (no gateway installed): {where}; Ctrl-C stops"
 
     def _shutdown(self) -> None:
-        self.supervisor.stop(_CHILD_GRACE)
-        if self.nats is not None:
-            self.nats.stop(timeout=_NATS_STOP)
+        # The services first, so they can finish their work with the bus still there.
+        children = self.supervisor.children
+        self.supervisor.stop(_CHILD_GRACE, [child for child in children if child.name != NATS])
+        self.supervisor.stop(_NATS_STOP, [child for child in children if child.name == NATS])
         if self._lock is not None:
             self._lock.close()
+
+
+def _say(message: str) -> None:
+    print(f"vaultmesh up: {message}", file=sys.stderr, flush=True)
 
 
 def _check_port_free(option: str, host: str, port: int) -> None:

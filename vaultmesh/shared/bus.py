@@ -100,13 +100,23 @@ async def connect(settings: BusSettings, name: str) -> Client:
 
 
 async def close(nc: Client) -> None:
-    """Drain (flush pending work, stop subscriptions) and close; safe to call twice."""
+    """Drain (flush pending work, stop subscriptions) and close; safe to call twice,
+    and while the server is gone."""
     if nc.is_closed:
         return
     try:
         await nc.drain()
     except (NatsError, TimeoutError, OSError):
+        await close_now(nc)
+
+
+async def close_now(nc: Client) -> None:
+    """Close without draining. While reconnecting, nats-py (2.16) writes what it buffered
+    for the server to the dead socket and raises RuntimeError: that buffer is lost anyway."""
+    try:
         await nc.close()
+    except RuntimeError:
+        log.debug("closed while disconnected; unsent messages dropped")
 
 
 async def request(

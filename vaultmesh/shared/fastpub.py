@@ -132,6 +132,12 @@ class BatchPublisher(Generic[T]):
         return self._in_flight
 
     @property
+    def oldest_sent(self) -> float | None:
+        """When the oldest unacknowledged batch was published (loop time), if any."""
+        # Batches are kept in publish order: the first is the oldest.
+        return next((batch.sent for batch in self._batches.values()), None)
+
+    @property
     def full(self) -> bool:
         """Whether as many batches as allowed await their acknowledgement."""
         return len(self._batches) >= self._max_batches

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from nats.aio.client import Client
@@ -159,7 +160,7 @@ class LocalAuth:
             env["VAULTMESH_LOGGER_MONITOR_PASSWORD"] = monitor.password
         return env
 
-    def settings(self, nats_url: str, name: str = natsauth.ADMIN) -> BusSettings:
+    def settings(self, nats_url: str, name: str = natsauth.ADMIN, **overrides: Any) -> BusSettings:
         """Bus settings for ``up`` itself: the operator identity (it only pings services),
         or the provisioner for the provisioning step."""
         env = self.env(name)
@@ -169,6 +170,7 @@ class LocalAuth:
             nats_user=env["VAULTMESH_NATS_USER"],
             nats_password=env["VAULTMESH_NATS_PASSWORD"],
             nats_inbox_prefix=env["VAULTMESH_NATS_INBOX_PREFIX"],
+            **overrides,
         )
 
 

@@ -103,24 +103,40 @@ class NatsServer:
         os.chmod(self.config_path, 0o600)
         return self.config_path
 
-    def start(self, timeout: float = 10.0) -> NatsServer:
-        """Start the server and wait until it accepts connections (idempotent)."""
-        if self._proc is not None and self._proc.poll() is None:
-            return self
+    def prepare(self) -> list[str]:
+        """Fix the port (0 picks one), write the configuration, return the server's command.
+
+        For a caller that runs the process itself (``vaultmesh up`` supervises it):
+        the same command started again serves the same port and JetStream store.
+        """
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.port == 0:
             self.port = free_port(self.host)
         self.write_config()
+        return [str(find_binary()), "-c", str(self.config_path)]
+
+    def accepting(self) -> bool:
+        """Whether something accepts TCP connections on the server's port."""
+        return _port_open(self.host, self.port)
+
+    def write_url_file(self) -> None:
+        """Let operator commands on this machine find a server started with port 0."""
+        self.url_path.write_text(self.url + "\n", encoding="utf-8")
+
+    def start(self, timeout: float = 10.0) -> NatsServer:
+        """Start the server and wait until it accepts connections (idempotent)."""
+        if self._proc is not None and self._proc.poll() is None:
+            return self
+        argv = self.prepare()
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
-                [str(find_binary()), "-c", str(self.config_path)],
+                argv,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         self._wait_ready(timeout)
-        # Lets operator commands on this machine find a local server started with port 0.
-        self.url_path.write_text(self.url + "\n", encoding="utf-8")
+        self.write_url_file()
         return self
 
     def _wait_ready(self, timeout: float) -> None:
@@ -129,7 +145,7 @@ class NatsServer:
             assert self._proc is not None
             if self._proc.poll() is not None:
                 raise NatsServerError(f"nats-server exited; see {self.log_path}")
-            if _port_open(self.host, self.port):
+            if self.accepting():
                 return
             time.sleep(0.05)
         self.stop()

@@ -70,7 +70,7 @@ class NatsSender:
         if nc is None or nc.is_closed:
             return
         with contextlib.suppress(NatsError, TimeoutError, OSError):
-            await asyncio.wait_for(nc.close(), _CLOSE_TIMEOUT)
+            await asyncio.wait_for(bus.close_now(nc), _CLOSE_TIMEOUT)
 
 
 _HEADERS = {codec.CONTENT_TYPE: codec.JSON_TYPE}

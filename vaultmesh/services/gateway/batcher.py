@@ -14,7 +14,10 @@ lone heartbeat waits for nobody (group commit). Batches of a dozen or more cut
 the bus's CPU per heartbeat to a fraction of one publish each. A connection has
 at most one heartbeat waiting here (the front door answers requests in order),
 so the wait is bounded by the number of connections. A batch without its ack
-within the publish timeout (checked every half timeout) fails: 503, retry.
+within the publish timeout fails (503, retry) at that moment, and so do the
+heartbeats queued behind it: the bus has acknowledged nothing for a whole
+timeout. While the connection is down nothing is published (nats-py would hold
+it until it reconnects): every waiting heartbeat is answered 503 at once.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ Done = Callable[[bool], None]  # called once: True when the stream stored the he
 MAX_BATCH = 256  # heartbeats per batch; more wait for the next turn
 REPROBE_S = 60.0  # how often a stream without batches is asked again
 PROBE_TIMEOUT_S = 1.0
+# The expiry timer fires this much after a batch's deadline: expire() fails only
+# batches strictly older than the timeout.
+EXPIRY_SLACK_S = 0.001
 
 
 class HeartbeatBatcher:
@@ -108,6 +114,11 @@ class HeartbeatBatcher:
             self._flushing = asyncio.get_running_loop().create_task(self._flush())
 
     async def _flush(self) -> None:
+        if not self._nc.is_connected:
+            queued, self._waiting = self._waiting, []
+            self._flushing = None
+            _settle([message.item for message in queued], False)
+            return
         if not self._pub.batched and asyncio.get_running_loop().time() >= self._next_probe:
             await self._probe()
         batch = self._waiting[:MAX_BATCH]
@@ -126,14 +137,21 @@ class HeartbeatBatcher:
             self._schedule()
 
     def _arm_expiry(self) -> None:
-        """Check for lost acks every half timeout while anything is unacknowledged."""
-        if self._expiry is None and self._pub.in_flight:
-            delay = self._timeout / 2
-            self._expiry = asyncio.get_running_loop().call_later(delay, self._expire)
+        """Wake when the oldest unacknowledged batch reaches its deadline."""
+        oldest = self._pub.oldest_sent
+        if self._expiry is None and oldest is not None:
+            when = oldest + self._timeout + EXPIRY_SLACK_S
+            self._expiry = asyncio.get_running_loop().call_at(when, self._expire)
 
     def _expire(self) -> None:
         self._expiry = None
-        self._pub.expire()  # fails batches older than the timeout (calls _failed)
+        oldest = self._pub.oldest_sent
+        if oldest is not None and asyncio.get_running_loop().time() - oldest > self._timeout:
+            # Queued behind a batch the bus did not acknowledge: answer them now rather
+            # than publish them for another whole timeout.
+            queued, self._waiting = self._waiting, []
+            self._pub.expire()  # fails batches older than the timeout (calls _failed)
+            _settle([message.item for message in queued], False)
         self._arm_expiry()
 
     def _stored(self, items: list[Done]) -> None:

@@ -56,6 +56,9 @@ class GatewaySettings(ServiceSettings):
     publish_timeout_s: float = Field(default=5.0, gt=0, le=60)
     fleet_timeout_s: float = Field(default=5.0, gt=0, le=60)
     ready_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    # /healthz says unhealthy once the bus has been gone longer than this (a reconnect
+    # in progress is healthy; an orchestrator may restart a gateway without a bus).
+    health_bus_grace_s: float = Field(default=30.0, gt=0, le=3600)
 
     sse_max_clients: int = Field(default=100, ge=1, le=10_000)
     sse_keepalive_s: float = Field(default=15.0, gt=0, le=300)

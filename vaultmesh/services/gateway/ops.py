@@ -17,7 +17,7 @@ router = APIRouter(tags=["operations"])
 
 
 class Health(BaseModel):
-    """The process is alive."""
+    """The process is alive and has not been without its bus for long."""
 
     status: Literal["ok"]
 
@@ -28,9 +28,16 @@ class Ready(BaseModel):
     status: Literal["ready"]
 
 
-@router.get("/healthz", response_model=Health)
-async def healthz() -> Health:
-    """Liveness: the process answers HTTP."""
+@router.get("/healthz", response_model=Health, responses=error_responses(503))
+async def healthz(request: Request) -> Health:
+    """Liveness: the process answers HTTP and has had its bus within the grace period."""
+    state = gateway_state(request)
+    grace = state.settings.health_bus_grace_s
+    down = state.bus_watch.down_for()
+    if down > grace:
+        raise Unavailable(
+            f"no NATS connection for {down:.0f}s (more than VAULTMESH_HEALTH_BUS_GRACE_S={grace:g})"
+        )
     return Health(status="ok")
 
 

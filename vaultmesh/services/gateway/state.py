@@ -16,6 +16,7 @@ from nats.errors import Error as NatsError
 
 from vaultmesh.services.gateway.audit import GatewayAudit
 from vaultmesh.services.gateway.batcher import HeartbeatBatcher
+from vaultmesh.services.gateway.buswatch import BusWatch
 from vaultmesh.services.gateway.config import GatewaySettings
 from vaultmesh.services.gateway.fleet_client import FleetClient
 from vaultmesh.services.gateway.metrics import GatewayMetrics
@@ -75,6 +76,7 @@ class GatewayState:
     login_throttle: LoginThrottle
     audit: GatewayAudit
     revocations: SessionRevocations
+    bus_watch: BusWatch
     clock: Clock = field(default_factory=SystemClock)
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     started: bool = False
@@ -109,6 +111,7 @@ class GatewayState:
             login_throttle=LoginThrottle(clock, settings.login_attempts, settings.login_window_s),
             audit=GatewayAudit(publisher, clock, metrics),
             revocations=SessionRevocations(publisher.js, revoked, clock, metrics),
+            bus_watch=BusWatch(nc),
             clock=clock,
         )
 
@@ -116,6 +119,7 @@ class GatewayState:
         """Make sure the streams the gateway publishes to exist (idempotent)."""
         if self.started:
             return
+        self.bus_watch.start()
         limits = StreamLimits()
         try:
             await self.publisher.start()
@@ -132,6 +136,7 @@ class GatewayState:
         """Tell long-lived responses (SSE) to finish now."""
         self.closing.set()
         self.revocations.stop()
+        self.bus_watch.stop()
 
 
 def gateway_state(request: Request) -> GatewayState:
