@@ -127,6 +127,10 @@ class Probe:
         ("agent", "publish", "fleet.heartbeat.n1", False),
         ("agent", "publish", "vault.agent.get", True),
         ("agent", "publish", "fleet.event.note._", True),
+        # Until per-node keys: no identity shared by all agents reads commands or sends receipts.
+        ("agent", "publish", "fleet.receipt.n1", True),
+        ("agent", "subscribe", "fleet.cmd.n1", True),
+        ("fleet", "publish", "fleet.cmd.n1", True),
         ("vault", "subscribe", "vault.*.*", False),
         ("vault", "publish", "audit.vault.get", False),
         ("vault", "publish", "audit.fleet.get", True),

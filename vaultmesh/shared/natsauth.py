@@ -124,7 +124,6 @@ def _fleet() -> Permissions:
     return Permissions(
         publish=(
             subjects.EVENT_ALL,
-            subjects.COMMAND_ALL,
             subjects.audit_of("fleet"),
             *subjects.kv_grants(subjects.KV_FLEET_STATE),
             *_reader(*streams),
@@ -133,7 +132,6 @@ def _fleet() -> Permissions:
         subscribe=(
             subjects.HEARTBEAT_ALL,
             subjects.EVENT_ALL,
-            subjects.RECEIPT_ALL,
             subjects.FLEET_API_ALL,
             subjects.SRV_ALL,
             subjects.INBOX_ALL,
@@ -188,11 +186,10 @@ def _scheduler() -> Permissions:
 
 
 def _agent() -> Permissions:
-    # Per-node scoping (only its own fleet.heartbeat.<node>) comes with the identity issue.
-    return Permissions(
-        publish=(subjects.HEARTBEAT_ALL, subjects.RECEIPT_ALL),
-        subscribe=(subjects.COMMAND_ALL, subjects.INBOX_ALL),
-    )
+    # One identity shared by every agent, so no command or receipt grants: they would let
+    # any agent read every node's commands and forge any node's receipts (which AUDIT keeps).
+    # Per-node scoping (only its own subjects) comes with the identity issue's node keys.
+    return Permissions(publish=(subjects.HEARTBEAT_ALL,), subscribe=(subjects.INBOX_ALL,))
 
 
 def _provisioner() -> Permissions:
