@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -26,6 +26,7 @@ from tests.integration.test_vault_helpers import (  # noqa: F401 (fixtures)
 from vaultmesh.services.vault.audit import AuditEntry, AuditTrail
 from vaultmesh.shared import bus, natsauth, subjects
 from vaultmesh.shared.errors import Forbidden, Unavailable
+from vaultmesh.shared.metrics import ServiceMetrics
 from vaultmesh.shared.models.audit import Outcome
 from vaultmesh.shared.streams import StreamLimits, audit_config, ensure_stream
 
@@ -117,9 +118,30 @@ def server_paused(auth: AuthNats) -> Iterator[None]:
     assert pid is not None
     os.kill(pid, signal.SIGSTOP)
     try:
+        _wait_stopped(pid)
         yield
     finally:
         os.kill(pid, signal.SIGCONT)
+
+
+def _wait_stopped(pid: int, timeout: float = 10.0) -> None:
+    """Wait until every thread of ``pid`` has stopped. A thread busy on another CPU stops
+    only when it next enters the kernel: until then the server still reads and answers
+    (this was the flake: records sent right after SIGSTOP were acknowledged)."""
+    deadline = time.monotonic() + timeout
+    while not all(
+        _thread_state(task) in ("T", "t") for task in Path(f"/proc/{pid}/task").iterdir()
+    ):
+        assert time.monotonic() < deadline, "nats-server did not stop"
+        time.sleep(0.001)
+
+
+def _thread_state(task: Path) -> str:
+    try:
+        stat = (task / "stat").read_text()
+    except OSError:
+        return "T"  # the thread is gone: it answers nothing
+    return stat.rsplit(")", 1)[1].split()[0]
 
 
 async def test_a_batch_resent_after_its_ack_was_lost_repeats_records_with_their_ids(
@@ -131,17 +153,23 @@ async def test_a_batch_resent_after_its_ack_was_lost_repeats_records_with_their_
     # again, and whatever the server had stored is then stored twice -- with the same
     # record id, so a repeat is recognisable; nothing is lost.
     settings = vault_settings(auth_nats, data_dir, vault_audit_timeout=0.5)
-    async with running_vault(auth_nats, settings) as (component, _metrics, _nc):
+    async with running_vault(auth_nats, settings) as (component, metrics, _nc):
         await call(admin, "admin", "status", {})  # connected and answering
         trail = component.audit
+        # The status call's own record goes out after its reply: let it be acknowledged
+        # first, so that every failed attempt counted below is one of the three records.
+        await eventually(lambda: _settled(trail))
         digest = trail.key_hmac("lost/ack")
         with server_paused(auth_nats):
             for _ in range(3):
                 trail.submit(
                     AuditEntry(datetime.now(UTC), "admin", "get", Outcome.ALLOWED, "lost/ack")
                 )
-            # Sent, never acknowledged: expired after the timeout, then sent again.
-            await asyncio.sleep(2.0)
+            # Sent, never acknowledged: expired after the timeout, then sent again. Two
+            # failed attempts of all three mean two sends of each sit in the paused server's
+            # socket (waiting on a clock instead was the flake: a late resend went out after
+            # the server resumed and acknowledged the first).
+            await eventually(lambda: _retried(metrics, 6), timeout=30)
         await eventually(lambda: _settled(trail))
         records = await audit_records(auth_nats, lambda r: r.get("key_hmac") == digest, 6)
     copies = Counter(record["id"] for record in records)
@@ -151,6 +179,13 @@ async def test_a_batch_resent_after_its_ack_was_lost_repeats_records_with_their_
     for record in records:
         by_id.setdefault(record["id"], set()).add(record["_raw"])
     assert all(len(bodies) == 1 for bodies in by_id.values())  # the copies are identical
+
+
+async def _retried(metrics: ServiceMetrics, count: int) -> bool:
+    value = metrics.registry.get_sample_value(
+        "vaultmesh_vault_audit_records_total", {"service": "vault", "result": "retried"}
+    )
+    return (value or 0.0) >= count
 
 
 async def _settled(trail: AuditTrail) -> bool:

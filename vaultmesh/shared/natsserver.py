@@ -7,6 +7,7 @@ cluster of ``stack.yml`` instead.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -17,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CLIENT_URL_FILE = "client-url"
+_READY = "Server is ready"
+_LISTENING = re.compile(r"Listening for client connections on \S+:(\d+)")
 
 
 class NatsServerError(RuntimeError):
@@ -91,7 +94,8 @@ class NatsServer:
         store = self.data_dir / "jetstream"
         store.mkdir(parents=True, exist_ok=True)
         text = (
-            f'listen: "{self.host}:{self.port}"\n'
+            # Port 0: nats-server picks one itself (-1) and says which in its log.
+            f'listen: "{self.host}:{self.port or -1}"\n'
             f"max_payload: {self.max_payload}\n"
             f'jetstream {{ store_dir: "{store}" }}\n'
             f"{self.extra_config}\n"
@@ -127,7 +131,13 @@ class NatsServer:
         """Start the server and wait until it accepts connections (idempotent)."""
         if self._proc is not None and self._proc.poll() is None:
             return self
-        argv = self.prepare()
+        # Without a port, the server picks a free one itself: a port chosen here could be
+        # taken by another process before the server binds it, and then a check of "does
+        # something accept on it" would pass for the wrong server.
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.write_config()
+        argv = [str(find_binary()), "-c", str(self.config_path)]
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
                 argv,
@@ -135,21 +145,33 @@ class NatsServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self._wait_ready(timeout)
+        self._wait_ready(timeout, offset)
         self.write_url_file()
         return self
 
-    def _wait_ready(self, timeout: float) -> None:
+    def _wait_ready(self, timeout: float, offset: int) -> None:
+        """Wait for this process's own "ready" line in the log (learning its port)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self._proc is not None
             if self._proc.poll() is not None:
                 raise NatsServerError(f"nats-server exited; see {self.log_path}")
-            if self.accepting():
+            if self._ready_in_log(offset):
                 return
             time.sleep(0.05)
         self.stop()
         raise NatsServerError(f"nats-server not ready within {timeout:g}s; see {self.log_path}")
+
+    def _ready_in_log(self, offset: int) -> bool:
+        with self.log_path.open("rb") as log:
+            log.seek(offset)
+            text = log.read().decode("utf-8", "replace")
+        if _READY not in text:
+            return False
+        found = _LISTENING.search(text)
+        if found is not None:
+            self.port = int(found.group(1))
+        return True
 
     def reload(self) -> None:
         """Rewrite the config and signal the server to reload it."""
