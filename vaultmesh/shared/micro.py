@@ -30,6 +30,7 @@ from vaultmesh import __version__
 from vaultmesh.shared import codec
 from vaultmesh.shared.errors import BadRequest, Internal, VaultMeshError
 from vaultmesh.shared.metrics import ServiceMetrics
+from vaultmesh.shared.runtime import Lifecycle
 from vaultmesh.shared.validation import parse
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ def _reply_of(request: Request) -> str:
     return str(getattr(msg, "reply", "") or "")
 
 
-class MicroService:
+class MicroService(Lifecycle):
     """A ``nats.micro`` service whose endpoints speak the VaultMesh envelope."""
 
     def __init__(

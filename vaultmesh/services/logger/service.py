@@ -26,11 +26,11 @@ from vaultmesh.shared.config import ConfigError
 from vaultmesh.shared.errors import Unavailable
 from vaultmesh.shared.metrics import ServiceMetrics
 from vaultmesh.shared.micro import MicroService
-from vaultmesh.shared.runtime import Builder
+from vaultmesh.shared.runtime import Builder, Lifecycle
 from vaultmesh.shared.streams import StreamLimits, audit_config, events_config
 
 
-class LoggerService:
+class LoggerService(Lifecycle):
     """The logger component: stream capture plus the query service."""
 
     def __init__(
