@@ -4,7 +4,7 @@ One run, one nats-server, one preloaded AUDIT stream of N audit records:
 
 - floor: a bare pull consumer (same batch size, AckPolicy.ALL, one ack per batch)
   that acknowledges without writing anything;
-- value: the real logger component (``build_logger``) from start until every
+- value: the real logger component (``build_for``) from start until every
   entry is written, fsynced, in the Merkle tree and acknowledged.
 
 Each is measured ``--rounds`` times (best kept, to damp a shared machine's noise).
@@ -38,7 +38,7 @@ from nats.js.errors import NotFoundError  # noqa: E402
 
 from vaultmesh.services.logger.auditlog import STATE_FILE, TREE_DIR, AuditLog  # noqa: E402
 from vaultmesh.services.logger.config import LoggerSettings  # noqa: E402
-from vaultmesh.services.logger.service import build_logger  # noqa: E402
+from vaultmesh.services.logger.service import LoggerService, build_for  # noqa: E402
 from vaultmesh.services.logger.signing import Signer, generate_key_file, load_signing_key  # noqa: E402
 from vaultmesh.shared import bus, subjects  # noqa: E402
 from vaultmesh.shared.clock import SystemClock  # noqa: E402
@@ -96,7 +96,8 @@ async def logger_rate(nc: Client, work: Path, count: int, batch: int, key: Path)
         logger_batch_size=batch,
         logger_capture_events=False,
     )
-    service = await build_logger(nc, ServiceMetrics("logger"), settings, SystemClock())
+    service = await build_for(settings, SystemClock())(nc, ServiceMetrics("logger"))
+    assert isinstance(service, LoggerService)
     started = time.perf_counter()
     await service.start()
     # Polling costs the measured side a little; the logger has no "caught up" signal.

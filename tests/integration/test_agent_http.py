@@ -22,7 +22,7 @@ import pytest
 
 import vaultmesh
 from vaultmesh.services.agent.config import AgentSettings
-from vaultmesh.services.agent.service import build_agent
+from vaultmesh.services.agent.service import build_for
 from vaultmesh.services.agent.state import read_node_id
 from vaultmesh.shared.models.heartbeat import Heartbeat
 from vaultmesh.shared.natsserver import free_port
@@ -130,11 +130,11 @@ def settings_for(cc_url: str, tmp_path: Path, **extra: Any) -> AgentSettings:
 async def test_post_delivers_the_seed_heartbeat_with_the_host_token(
     cc: CommandCenter, tmp_path: Path
 ) -> None:
-    agent = build_agent(settings_for(cc.url, tmp_path))
+    agent = build_for(settings_for(cc.url, tmp_path))
     try:
         assert await agent.beat() is True
     finally:
-        await agent.close()
+        await agent.stop()
     [request] = cc.requests
     assert request.path == "/api/agent/heartbeat"
     assert request.headers["X-Host-Token"] == TOKEN
@@ -153,10 +153,10 @@ async def test_non_2xx_is_logged_with_its_status_code(
     cc: CommandCenter, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     cc.statuses.append(503)
-    agent = build_agent(settings_for(cc.url, tmp_path))
+    agent = build_for(settings_for(cc.url, tmp_path))
     with caplog.at_level(logging.WARNING):
         assert await agent.beat() is False
-    await agent.close()
+    await agent.stop()
     [record] = [r for r in caplog.records if r.getMessage().startswith("heartbeat not delivered")]
     assert record.__dict__["status_code"] == 503
     assert "ingest is down" in record.__dict__["reason"]
@@ -165,7 +165,7 @@ async def test_non_2xx_is_logged_with_its_status_code(
 
 async def test_keeps_beating_through_errors(cc: CommandCenter, tmp_path: Path) -> None:
     cc.statuses.extend([500, 404])
-    agent = build_agent(settings_for(cc.url, tmp_path, heartbeat_secs=0.05))
+    agent = build_for(settings_for(cc.url, tmp_path, heartbeat_secs=0.05))
     task = asyncio.create_task(agent.run())
     try:
         await until(lambda: len(cc.requests) >= 4)
@@ -173,7 +173,7 @@ async def test_keeps_beating_through_errors(cc: CommandCenter, tmp_path: Path) -
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        await agent.close()
+        await agent.stop()
     ids = {r.body["node_id"] for r in cc.requests}
     assert len(ids) == 1
 
@@ -181,10 +181,10 @@ async def test_keeps_beating_through_errors(cc: CommandCenter, tmp_path: Path) -
 async def test_unreachable_command_center_is_a_logged_failure(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    agent = build_agent(settings_for(f"http://127.0.0.1:{free_port()}", tmp_path))
+    agent = build_for(settings_for(f"http://127.0.0.1:{free_port()}", tmp_path))
     with caplog.at_level(logging.WARNING):
         assert await agent.beat() is False
-    await agent.close()
+    await agent.stop()
     [record] = [r for r in caplog.records if r.getMessage().startswith("heartbeat not delivered")]
     assert "cannot reach" in record.__dict__["reason"]
 

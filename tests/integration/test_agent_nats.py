@@ -14,7 +14,7 @@ from nats.js.errors import NotFoundError
 
 from vaultmesh.services.agent.config import AgentSettings
 from vaultmesh.services.agent.daemon import Agent
-from vaultmesh.services.agent.service import build_agent
+from vaultmesh.services.agent.service import build_for
 from vaultmesh.shared import bus, streams, subjects
 from vaultmesh.shared.config import BusSettings
 from vaultmesh.shared.models.heartbeat import Heartbeat
@@ -43,7 +43,7 @@ def agent_for(nats_url: str, tmp_path: Path, **extra: Any) -> Agent:
         }
     )
     assert settings.uses_nats
-    return build_agent(settings)
+    return build_for(settings)
 
 
 async def test_heartbeat_is_stored_in_the_heartbeats_stream(
@@ -56,7 +56,7 @@ async def test_heartbeat_is_stored_in_the_heartbeats_stream(
         assert await agent.beat() is True
         assert await agent.beat() is True
     finally:
-        await agent.close()
+        await agent.stop()
     subject = subjects.heartbeat(agent.identity.node_id)
     stored = await js.get_last_msg(subjects.STREAM_HEARTBEATS, subject)
     heartbeat = Heartbeat.model_validate_json(stored.data or b"")
@@ -76,7 +76,7 @@ async def test_without_a_stream_the_failure_is_explained(
     agent = agent_for(nats_server.url, tmp_path)
     with caplog.at_level(logging.WARNING):
         assert await agent.beat() is False
-    await agent.close()
+    await agent.stop()
     [record] = [r for r in caplog.records if r.getMessage().startswith("heartbeat not delivered")]
     assert "no JetStream stream stores" in record.__dict__["reason"]
 
@@ -97,5 +97,5 @@ async def test_dead_server_is_a_failure_then_recovers_when_it_comes_up(
             await streams.ensure_stream(client.jetstream(), streams.heartbeats_config(limits))
             assert await agent.beat() is True
         finally:
-            await agent.close()
+            await agent.stop()
             await bus.close(client)

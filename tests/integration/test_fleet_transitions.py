@@ -139,3 +139,31 @@ async def test_clock_skew_on_a_new_node(nats_server: NatsServer, nc: Client) -> 
         assert event.data["reasons"] == [
             "clock skew: heartbeat timestamp more than 60 s behind arrival"
         ]
+
+
+async def test_every_joining_node_is_announced_once(nats_server: NatsServer, nc: Client) -> None:
+    """A new healthy node gets one ``attention`` event with no ``previous`` (its join), however
+    often it beats; deleted, it joins again with one more (the dashboard needs no polling)."""
+    client = FleetClient(nc)
+    clock = clock_at()
+    async with running(settings_for(nats_server.url), clock) as service:
+        node = str(uuid4())
+
+        async def beats(count: int) -> None:
+            for _ in range(count):
+                last = await publish(nc, node, heartbeat(node, interval_s=86400))
+            await wait_for(lambda: service.heartbeats.last_seq >= last, what="heartbeats read")  # type: ignore[union-attr]
+            await service.writer.flush()  # type: ignore[union-attr]
+
+        await beats(3)
+        (joined,) = await stream_events(nc, "attention", node)
+        assert (joined.data["previous"], joined.data["status"]) == (None, "OK")
+        assert joined.severity is Severity.INFO
+
+        await client.delete_node(UUID(node), by="admin")
+        move(
+            clock, 60
+        )  # a later join: its event differs (a same-instant one would be deduplicated)
+        await beats(2)
+        events = await stream_events(nc, "attention", node)
+        assert [(e.data["previous"], e.data["status"]) for e in events] == [(None, "OK")] * 2

@@ -23,7 +23,7 @@ from tests.integration.test_vault_helpers import AuthNats, provision_all
 from vaultmesh.services.logger.authfail import ACTION
 from vaultmesh.services.logger.config import LoggerSettings
 from vaultmesh.services.logger.local import local_env
-from vaultmesh.services.logger.service import LoggerService, build_logger
+from vaultmesh.services.logger.service import LoggerService, build_for
 from vaultmesh.shared import bus, natsauth, subjects
 from vaultmesh.shared.clock import SystemClock
 from vaultmesh.shared.metrics import ServiceMetrics
@@ -62,7 +62,7 @@ async def running_logger(
     )
     conn = await bus.connect(settings, "logger")
     metrics = ServiceMetrics("logger")
-    service = await build_logger(conn, metrics, settings, SystemClock())
+    service = await build_for(settings, SystemClock())(conn, metrics)
     await service.start()
     try:
         yield service, metrics, conn

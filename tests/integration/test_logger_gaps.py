@@ -31,7 +31,7 @@ from vaultmesh.services.logger.config import LoggerSettings
 from vaultmesh.services.logger.entry import Incoming
 from vaultmesh.services.logger.local import local_env
 from vaultmesh.services.logger.segments import list_segments
-from vaultmesh.services.logger.service import LoggerService, build_logger
+from vaultmesh.services.logger.service import LoggerService, build_for
 from vaultmesh.services.logger.signing import Signer, load_signing_key
 from vaultmesh.services.logger.verify import verify_dir
 from vaultmesh.shared import bus, subjects
@@ -61,7 +61,7 @@ async def logger(
     )
     conn = await bus.connect(bus_settings, "logger")
     metrics = ServiceMetrics("logger")
-    service = await build_logger(conn, metrics, settings, SystemClock())
+    service = await build_for(settings, SystemClock())(conn, metrics)
     await service.start()
     yield service, metrics
     await service.stop()

@@ -20,7 +20,7 @@ from nats.js.errors import NotFoundError
 from vaultmesh.services.logger.config import LoggerSettings
 from vaultmesh.services.logger.local import local_env
 from vaultmesh.services.logger.proofcheck import check_consistency, check_inclusion
-from vaultmesh.services.logger.service import LoggerService, build_logger
+from vaultmesh.services.logger.service import LoggerService, build_for
 from vaultmesh.services.logger.signing import load_public_keys
 from vaultmesh.services.logger.verify import verify_dir
 from vaultmesh.shared import bus, codec, subjects
@@ -56,7 +56,7 @@ async def logger(
     )
     conn = await bus.connect(bus_settings, "logger")
     metrics = ServiceMetrics("logger")
-    service = await build_logger(conn, metrics, settings, SystemClock())
+    service = await build_for(settings, SystemClock())(conn, metrics)
     await service.start()
     yield service, metrics
     await service.stop()

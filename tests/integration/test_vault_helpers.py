@@ -24,9 +24,8 @@ from nats.js.errors import NotFoundError
 from nats.micro.service import ServiceVerb, control_subject
 
 from vaultmesh.services.vault import masterkey
-from vaultmesh.services.vault.component import VaultComponent
 from vaultmesh.services.vault.config import VaultSettings
-from vaultmesh.services.vault.service import build
+from vaultmesh.services.vault.service import VaultComponent, build_for
 from vaultmesh.shared import bus, codec, natsauth, provision, subjects
 from vaultmesh.shared.config import BusSettings
 from vaultmesh.shared.metrics import ServiceMetrics
@@ -137,7 +136,7 @@ async def running_vault(
     nc = await bus.connect(settings, "vault")
     metrics = ServiceMetrics("vault")
     try:
-        component = await build(nc, metrics, settings)
+        component = await build_for(settings)(nc, metrics)
         await component.start()
     except BaseException:
         await bus.close(nc)

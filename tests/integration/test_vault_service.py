@@ -23,7 +23,7 @@ from tests.integration.test_vault_helpers import (  # noqa: F401 (fixtures)
     vault_settings,
 )
 from vaultmesh.services.vault import kv_store, masterkey
-from vaultmesh.services.vault.component import VaultComponent
+from vaultmesh.services.vault.service import VaultComponent
 from vaultmesh.shared import bus, codec, subjects
 from vaultmesh.shared.config import ConfigError
 from vaultmesh.shared.errors import Conflict, Forbidden, NotFound, Unavailable

@@ -1,13 +1,15 @@
-"""Start-up retry of the service runtime (no I/O)."""
+"""The service runtime without a bus: start-up retry, ``async with``, stop signals."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 
 import pytest
 
 from vaultmesh.shared.errors import Unavailable
-from vaultmesh.shared.runtime import start_with_retry
+from vaultmesh.shared.runtime import Lifecycle, start_with_retry, until_signalled
 
 
 class Flaky:
@@ -60,3 +62,53 @@ async def test_other_errors_are_not_retried() -> None:
     with pytest.raises(ValueError, match="bad config"):
         await start_with_retry(component, timeout_s=30, stop=asyncio.Event())
     assert component.calls == 1
+
+
+class Recorder(Lifecycle):
+    """Records its lifecycle calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def start(self) -> None:
+        self.calls.append("start")
+
+    async def stop(self) -> None:
+        self.calls.append("stop")
+
+
+async def test_async_with_starts_and_stops_even_when_the_block_fails() -> None:
+    component = Recorder()
+
+    async def failing_block() -> None:
+        async with component as entered:
+            assert entered is component
+            assert component.calls == ["start"]
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await failing_block()
+    assert component.calls == ["start", "stop"]
+
+
+async def test_until_signalled_returns_what_the_work_returns() -> None:
+    assert await until_signalled(asyncio.sleep(0, "done")) == "done"
+
+
+async def test_sigterm_cancels_the_work_and_gives_none() -> None:
+    started = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def forever() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    waiting = asyncio.create_task(until_signalled(forever()))
+    await started.wait()  # the handler is installed before the work runs
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert await waiting is None
+    assert cancelled.is_set()

@@ -100,6 +100,10 @@ class ServiceSettings(BusSettings):
     # How long start-up keeps retrying while the NATS cluster is still forming.
     start_timeout_s: float = Field(default=60.0, ge=0)
 
+    def level(self) -> str:
+        """The log level (``LOG_LEVEL``)."""
+        return self.log_level
+
 
 S = TypeVar("S", bound=BaseSettings)
 

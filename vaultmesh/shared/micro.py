@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
@@ -30,6 +30,7 @@ from vaultmesh import __version__
 from vaultmesh.shared import codec
 from vaultmesh.shared.errors import BadRequest, Internal, VaultMeshError
 from vaultmesh.shared.metrics import ServiceMetrics
+from vaultmesh.shared.runtime import Lifecycle
 from vaultmesh.shared.validation import parse
 
 log = logging.getLogger(__name__)
@@ -37,31 +38,66 @@ log = logging.getLogger(__name__)
 REFUSED_REPLY = "foreign_reply"
 
 
+P_co = TypeVar("P_co", covariant=True)
+M = TypeVar("M", bound=BaseModel)
+
+
 @dataclass(frozen=True)
-class Call:
-    """One decoded request as a handler sees it."""
+class Call(Generic[P_co]):
+    """One decoded request as a handler sees it: ``payload`` is the validated request model."""
 
     subject: str
-    payload: Any
+    payload: P_co
     fmt: codec.WireFormat
 
 
-Handler = Callable[[Call], Awaitable[Any]]
+# A handler's result is encoded as the reply's ``data`` (a model, or plain JSON values).
+Handler = Callable[[Call[P_co]], Awaitable[object]]
 Reply = tuple[Any, VaultMeshError | None]
 # (subject, raw body, format) -> (reply envelope, the error it carries or None)
 Responder = Callable[[str, bytes, codec.WireFormat], Awaitable[Reply]]
 
 
-@dataclass(frozen=True)
 class Endpoint:
-    """A micro endpoint with the standard responder: name, subject, handler, request model."""
+    """A micro endpoint with the standard responder: name, subject, handler, request model.
 
-    name: str
-    subject: str
-    handler: Handler
-    model: type[BaseModel] | None = None
-    # Run each request in its own task (bounded), for handlers that wait on I/O.
-    concurrent: bool = False
+    The handler gets a ``Call[model]``; without a model, a ``Call[object]`` of the decoded
+    body. The overloads let mypy check that a handler expects its endpoint's model.
+    """
+
+    __slots__ = ("concurrent", "handler", "model", "name", "subject")
+
+    @overload
+    def __init__(
+        self,
+        name: str,
+        subject: str,
+        handler: Handler[M],
+        model: type[M],
+        *,
+        concurrent: bool = ...,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self, name: str, subject: str, handler: Handler[object], *, concurrent: bool = ...
+    ) -> None: ...
+
+    def __init__(
+        self,
+        name: str,
+        subject: str,
+        handler: Handler[Any],
+        model: type[BaseModel] | None = None,
+        *,
+        concurrent: bool = False,
+    ) -> None:
+        self.name = name
+        self.subject = subject
+        self.handler = handler
+        self.model = model
+        # Run each request in its own task (bounded), for handlers that wait on I/O.
+        self.concurrent = concurrent
 
 
 @dataclass(frozen=True)
@@ -83,7 +119,7 @@ def _reply_of(request: Request) -> str:
     return str(getattr(msg, "reply", "") or "")
 
 
-class MicroService:
+class MicroService(Lifecycle):
     """A ``nats.micro`` service whose endpoints speak the VaultMesh envelope."""
 
     def __init__(
@@ -205,12 +241,15 @@ class MicroService:
         started = time.perf_counter()
         error: VaultMeshError | None = None
         try:
-            payload = codec.decode(data, fmt, self._max_bytes)
-            if endpoint.model is not None:
-                payload = parse(endpoint.model, payload)
-            body = codec.success(await endpoint.handler(Call(subject, payload, fmt)))
+            body = codec.success(await endpoint.handler(self._call(endpoint, subject, data, fmt)))
         except VaultMeshError as exc:
             error = exc
+            if exc.code == Internal.code:  # the service's own fault (say a corrupt log): log it
+                log.error(
+                    "handler failed",
+                    extra={"endpoint": endpoint.name, "error_type": type(exc).__name__},
+                    exc_info=exc,
+                )
         except Exception:
             log.exception("handler failed", extra={"endpoint": endpoint.name})
             error = Internal("internal error; see the service log")
@@ -220,6 +259,14 @@ class MicroService:
                 self._metrics.count_bad_input(endpoint.name, error.code)
         self._count(endpoint.name, error, started)
         return body, error
+
+    def _call(
+        self, endpoint: Endpoint, subject: str, data: bytes, fmt: codec.WireFormat
+    ) -> Call[object]:
+        payload = codec.decode(data, fmt, self._max_bytes)
+        if endpoint.model is not None:
+            payload = parse(endpoint.model, payload)
+        return Call(subject, payload, fmt)
 
     def _count(self, name: str, error: VaultMeshError | None, started: float) -> None:
         outcome = "ok" if error is None else error.code

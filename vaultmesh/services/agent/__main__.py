@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from vaultmesh.cli.main import main
+from vaultmesh.services.agent.process import main
 
 if __name__ == "__main__":
-    sys.exit(main(["agent", "run", *sys.argv[1:]]))
+    sys.exit(main(sys.argv[1:]))

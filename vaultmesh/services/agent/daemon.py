@@ -2,12 +2,13 @@
 
 Failures are logged and retried on the next interval with no backoff (seed 000
 V1). Shutdown is by cancelling ``run``: the sleep and any in-flight check or
-delivery are interrupted at once.
+delivery are interrupted at once; ``stop`` then releases the transport.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -16,11 +17,14 @@ from vaultmesh.services.agent.errors import SendError
 from vaultmesh.services.agent.health import NodeIdentity, Probes
 from vaultmesh.services.agent.transport import Sender
 from vaultmesh.shared.clock import Clock
+from vaultmesh.shared.runtime import Lifecycle
 
 log = logging.getLogger(__name__)
+# Shutdown must be quick (seed 000: stop within a second of SIGTERM).
+_CLOSE_TIMEOUT = 0.5
 
 
-class Agent:
+class Agent(Lifecycle):
     """One node's agent: builds heartbeats from health checks and sends them."""
 
     def __init__(
@@ -43,9 +47,22 @@ class Agent:
         """Where heartbeats go (for logs)."""
         return self._sender.target
 
-    async def close(self) -> None:
-        """Release the transport's connections."""
-        await self._sender.close()
+    async def start(self) -> None:
+        """Announce the agent; the transport connects on the first send (and retries each
+        interval), so an unreachable target never stops the agent from starting."""
+        log.info(
+            "agent starting",
+            extra={
+                "node_id": str(self.identity.node_id),
+                "target": self.target,
+                "interval_s": self.identity.interval_s,
+            },
+        )
+
+    async def stop(self) -> None:
+        """Release the transport's connections, waiting half a second at most."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._sender.close(), _CLOSE_TIMEOUT)
 
     async def beat(self) -> bool:
         """Check health and send one heartbeat; True when it was accepted."""

@@ -6,9 +6,11 @@ never carry a token or a ``repr()`` of an exception.
 
 from __future__ import annotations
 
+from vaultmesh.shared.errors import VaultMeshError
 
-class AgentError(Exception):
-    """Base of every agent error."""
+
+class AgentError(VaultMeshError):
+    """Base of every agent error (under the shared root)."""
 
 
 class StateError(AgentError):

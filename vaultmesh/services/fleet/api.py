@@ -62,45 +62,45 @@ class FleetApi:
             Endpoint("events", subjects.fleet_api("events"), self.events, EventsQuery),
         ]
 
-    async def list_nodes(self, call: Call) -> dict[str, Any]:
+    async def list_nodes(self, call: Call[ListNodesRequest]) -> dict[str, Any]:
         """``NodeList``: nodes by hostname, optionally filtered by status, paged."""
-        query: ListNodesRequest = call.payload
+        query = call.payload
         nodes, total = self._registry.select(query.status, query.offset, query.limit)
         views = [node_view(node, self._default_interval) for node in nodes]
         return {"nodes": views, "total": total}
 
-    async def get_node(self, call: Call) -> dict[str, Any]:
+    async def get_node(self, call: Call[NodeRequest]) -> dict[str, Any]:
         """``NodeView`` of one node, or not_found."""
-        query: NodeRequest = call.payload
+        query = call.payload
         node_id = str(query.node_id)
         node = self._registry.get(node_id)
         if node is None:
             raise UnknownNode(node_id)
         return node_view(node, self._default_interval)
 
-    async def history(self, call: Call) -> dict[str, Any]:
+    async def history(self, call: Call[HistoryRequest]) -> dict[str, Any]:
         """``HeartbeatHistory``: the node's stored heartbeats, newest first."""
-        query: HistoryRequest = call.payload
+        query = call.payload
         node_id = str(query.node_id)
         if self._registry.get(node_id) is None:
             raise UnknownNode(node_id)
         beats = await self._history.newest(node_id, query.limit)
         return {"node_id": node_id, "heartbeats": beats}
 
-    async def delete_node(self, call: Call) -> dict[str, Any]:
+    async def delete_node(self, call: Call[DeleteNodeRequest]) -> dict[str, Any]:
         """``NodeRemoval``: remove the node from the registry and FLEET_STATE, or not_found."""
-        query: DeleteNodeRequest = call.payload
+        query = call.payload
         node_id = str(query.node_id)
         removal = await self._delete(node_id, query.by)
         if removal is None:
             raise UnknownNode(node_id)
         return removal.view().model_dump(mode="json")
 
-    async def counts(self, _call: Call) -> dict[str, int]:
+    async def counts(self, _call: Call[object]) -> dict[str, int]:
         """``FleetCounts``: total / healthy / attention / critical."""
         return counts_view(self._registry.counts())
 
-    async def events(self, call: Call) -> dict[str, Any]:
+    async def events(self, call: Call[EventsQuery]) -> dict[str, Any]:
         """``EventList``: recent events from the working set, newest first."""
-        query: EventsQuery = call.payload
+        query = call.payload
         return self._window.reply(query)

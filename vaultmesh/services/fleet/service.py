@@ -1,4 +1,4 @@
-"""fleet-state: wiring of streams, registry, writer, sweep and the ``fleet`` micro service.
+"""fleet-state's component and its builder: streams, registry, writer, sweep, ``fleet`` API.
 
 Start-up order (so a restart loses nothing and answers only once rebuilt):
 ensure streams and bucket -> load derived state and tombstones from FLEET_STATE
@@ -26,7 +26,7 @@ from vaultmesh.shared.errors import Unavailable
 from vaultmesh.shared.metrics import ServiceMetrics
 from vaultmesh.shared.micro import MicroService
 from vaultmesh.shared.models.fleet import RemovalReason
-from vaultmesh.shared.runtime import Builder, Component
+from vaultmesh.shared.runtime import Builder, Component, Lifecycle
 
 from .api import FleetApi
 from .config import FleetSettings
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 NAME = "fleet-state"
 
 
-class FleetService:
+class FleetService(Lifecycle):
     """The fleet-state component (see the module docstring for its lifecycle)."""
 
     def __init__(
@@ -276,7 +276,7 @@ def is_node_id(text: str) -> bool:
 
 
 def build_for(settings: FleetSettings, clock: Clock | None = None) -> Builder:
-    """The runtime builder of fleet-state for ``settings`` (the real clock by default)."""
+    """fleet-state's builder for ``settings`` (the real clock by default)."""
 
     async def build(nc: Client, metrics: ServiceMetrics) -> Component:
         return FleetService(nc, metrics, settings, clock or SystemClock())

@@ -26,6 +26,8 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from vaultmesh.shared.runtime import Lifecycle
+
 log = logging.getLogger(__name__)
 
 # (subject, data, stream sequence, stream timestamp in ns)
@@ -41,7 +43,7 @@ def parse_ack_reply(reply: str) -> tuple[int, int, int, int]:
     return int(tokens[base]), int(tokens[base + 1]), int(tokens[base + 2]), int(tokens[base + 3])
 
 
-class StreamTail:
+class StreamTail(Lifecycle):
     """Delivers every message of ``stream`` matching ``subject`` to ``handler``, in order."""
 
     def __init__(

@@ -29,6 +29,7 @@ from vaultmesh.shared.clock import Clock
 from vaultmesh.shared.codec import MSG_ID_HEADER
 from vaultmesh.shared.models.events import EventEnvelope
 from vaultmesh.shared.models.fleet import RemovalReason
+from vaultmesh.shared.runtime import Lifecycle
 
 from .attention import Verdict, attention_event
 from .derived import record_of
@@ -65,7 +66,7 @@ class Outgoing:
         return cls(subject, body, subjects.STREAM_EVENTS, event.id, attention)
 
 
-class StateWriter:
+class StateWriter(Lifecycle):
     """Writes changed nodes to KV and publishes attention events, in the background."""
 
     def __init__(

@@ -28,11 +28,12 @@ from vaultmesh.shared.codec import MSG_ID_HEADER
 from vaultmesh.shared.config import BusSettings
 from vaultmesh.shared.errors import Unavailable
 from vaultmesh.shared.metrics import ServiceMetrics
+from vaultmesh.shared.runtime import Lifecycle
 
 log = logging.getLogger(__name__)
 
 
-class AuthWatch:
+class AuthWatch(Lifecycle):
     """Subscribes to auth-failure advisories and audits them; ``start``/``stop`` idempotent."""
 
     def __init__(

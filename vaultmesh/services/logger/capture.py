@@ -30,13 +30,14 @@ from vaultmesh.services.logger.delivery import BatchPlan, plan_batch
 from vaultmesh.services.logger.errors import LoggerError
 from vaultmesh.services.logger.feed import QUEUE_BATCHES, RETRY_S, Feed, Fetched, to_incoming
 from vaultmesh.services.logger.metrics import CaptureMetrics
+from vaultmesh.shared.runtime import Lifecycle
 from vaultmesh.shared.streams import ensure_stream
 from vaultmesh.shared.subjects import STREAM_AUDIT
 
 log = logging.getLogger(__name__)
 
 
-class Capture:
+class Capture(Lifecycle):
     """The feeds plus the single writer task."""
 
     def __init__(

@@ -2,13 +2,16 @@
 
 Domain errors (``LogCorrupt``, ``SigningKeyError``) are operator-facing: they name
 the file or entry at fault and never carry key material. Bus-facing failures use
-the shared ``VaultMeshError`` hierarchy (``BadRequest``, ``NotFound`` ...).
+the shared hierarchy directly (``BadRequest``, ``NotFound`` ...); ``LoggerError``
+sits under its root too, so one ``except VaultMeshError`` sees every VaultMesh error.
 """
 
 from __future__ import annotations
 
+from vaultmesh.shared.errors import VaultMeshError
 
-class LoggerError(Exception):
+
+class LoggerError(VaultMeshError):
     """Base of the logger's domain errors."""
 
 

@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import sys
-from functools import partial
 
 from vaultmesh.services.vault.config import VaultSettings
-from vaultmesh.services.vault.service import build
-from vaultmesh.shared.runtime import Builder, run_service
-
-
-def build_for(settings: VaultSettings) -> Builder:
-    """The service builder for ``settings`` (SIGHUP reloads the ACL)."""
-    return partial(build, settings=settings, handle_sighup=True)
-
+from vaultmesh.services.vault.service import build_for
+from vaultmesh.shared.runtime import run_service
 
 if __name__ == "__main__":
     sys.exit(run_service(VaultSettings, "vault", build_for))

@@ -45,6 +45,7 @@ from vaultmesh.shared.fastpub import BatchPublisher, Message
 from vaultmesh.shared.metrics import ServiceMetrics
 from vaultmesh.shared.models.audit import Outcome
 from vaultmesh.shared.models.common import Severity
+from vaultmesh.shared.runtime import Lifecycle
 from vaultmesh.shared.streams import StreamLimits, audit_config, ensure_stream
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ def _severity(entry: AuditEntry) -> Severity:
     return Severity.ERROR if entry.code in _SERIOUS else Severity.NOTICE
 
 
-class AuditTrail:
+class AuditTrail(Lifecycle):
     """Builds audit records and gets them into stream AUDIT."""
 
     def __init__(

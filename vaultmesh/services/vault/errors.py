@@ -5,7 +5,7 @@ Messages never carry a secret value, a key name or key material.
 
 from __future__ import annotations
 
-from vaultmesh.shared.errors import Forbidden, Internal, VaultMeshError, register_error
+from vaultmesh.shared.errors import Conflict, Forbidden, Internal, VaultMeshError, register_error
 
 # The seed's exact denial text; callers match on it.
 ACCESS_DENIED = "Access denied"
@@ -26,8 +26,11 @@ class AccessDenied(Forbidden):
         super().__init__(ACCESS_DENIED)
 
 
-class StaleWrite(Exception):
+class StaleWrite(Conflict):
     """A store write lost an optimistic-concurrency race; the caller re-reads and retries."""
+
+    def __init__(self) -> None:
+        super().__init__("the secret changed concurrently; retry")
 
 
 class KeyringError(Internal):

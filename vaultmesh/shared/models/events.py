@@ -87,13 +87,11 @@ HUMAN_KINDS = frozenset(
 )
 
 
-class EventEnvelope(BaseModel):
-    """One event in the communication layer."""
+class EventFields(BaseModel):
+    """What an event says: every field but the server-set ``id`` and ``ts``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid")
 
-    id: str
-    ts: Timestamp
     kind: EventKind
     node_id: UUID | None = None
     author: Annotated[str, Field(min_length=1, max_length=128)]
@@ -103,6 +101,21 @@ class EventEnvelope(BaseModel):
         list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=32)
     ] = Field(default_factory=list)
     data: EventData = Field(default_factory=dict)
+
+
+class _Stamp(BaseModel):
+    """The fields the server sets on an event."""
+
+    id: str
+    ts: Timestamp
+
+
+# Stamp last among the bases: pydantic orders fields from the far end of the MRO, so
+# ``id`` and ``ts`` come first on the wire, as docs/EVENT_ENVELOPE.md shows.
+class EventEnvelope(EventFields, _Stamp):
+    """One event in the communication layer."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     @classmethod
     def create(
@@ -185,17 +198,5 @@ class EventList(BaseModel):
     sequences: list[int]
 
 
-class NewEvent(BaseModel):
+class NewEvent(EventFields):
     """What a person, agent or bot posts to ``POST /api/events``; the server fills id and ts."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: EventKind
-    node_id: UUID | None = None
-    author: Annotated[str, Field(min_length=1, max_length=128)]
-    severity: Severity = Severity.INFO
-    body: Annotated[str, Field(max_length=MAX_BODY)] = ""
-    tags: Annotated[
-        list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=32)
-    ] = Field(default_factory=list)
-    data: EventData = Field(default_factory=dict)

@@ -154,11 +154,18 @@
 
   /* ---- live updates ---------------------------------------------------------------- */
 
-  /** Fill in a node the page first heard of from the stream (status, first seen …). */
+  /**
+   * Fill in a node the page first heard of from an attention event (first seen, metrics …).
+   * fleet-state announces a node once it knows it, so one request is enough.
+   */
   async function learnNode(id) {
-    const view = await VM.lookupNode(id);
-    const node = nodes.get(id);
-    if (view && node) applyView({ ...view, status: node.status || view.status });
+    try {
+      const view = await VM.getJSON(`/api/nodes/${encodeURIComponent(id)}`);
+      const node = nodes.get(id);
+      if (node) applyView({ ...view, status: node.status || view.status });
+    } catch (err) {
+      console.warn('vaultmesh: node lookup failed', err);
+    }
   }
 
   function applyView(view) {
@@ -195,8 +202,8 @@
       VM.pulse(VM.byId('telemetry'), hb.timestamp);
     }
     if (!known) {
+      // Its status follows in fleet-state's join event (attention, previous null).
       renderSummary();
-      learnNode(hb.node_id);
       if (!selected) select(hb.node_id);
     }
   }

@@ -53,15 +53,6 @@
     place(row);
   }
 
-  async function learnStatus(id) {
-    const view = await VM.lookupNode(id);
-    const row = rowFor(id);
-    if (view && row && !row.dataset.status) {
-      applyView(view);
-      updateKpis();
-    }
-  }
-
   function onHeartbeat(hb) {
     let row = rowFor(hb.node_id);
     const created = !row;
@@ -73,10 +64,8 @@
     VM.setCheck(VM.field(row, 'services_ok'), hb.services_ok);
     place(row);
     VM.pulse(row, hb.timestamp);
-    if (created) {
-      updateKpis();
-      learnStatus(hb.node_id);
-    }
+    // A new node's status follows in fleet-state's join event (attention, previous null).
+    if (created) updateKpis();
   }
 
   function onAttention(ev) {

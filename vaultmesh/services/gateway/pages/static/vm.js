@@ -137,22 +137,6 @@ const VM = (() => {
     return data;
   }
 
-  /**
-   * A node unknown to the page: ask fleet-state, backing off while it catches up.
-   * (fleet-state announces a new node by an attention event only when it is not OK.)
-   */
-  async function lookupNode(id, attempts = 7) {
-    for (let i = 0; i < attempts; i += 1) {
-      await new Promise((resolve) => setTimeout(resolve, Math.min(300 * 2 ** i, 8000)));
-      try {
-        return await getJSON(`/api/nodes/${encodeURIComponent(id)}`);
-      } catch (err) {
-        /* not registered yet; try again */
-      }
-    }
-    return null;
-  }
-
   function setLink(state) {
     document.body.dataset.sse = state;
     const el = byId('link-state');
@@ -257,7 +241,6 @@ const VM = (() => {
     field,
     fmtBytes,
     getJSON,
-    lookupNode,
     nodeSelector,
     postJSON,
     prependEvent,
