@@ -97,7 +97,7 @@ def _restrict_postable_kinds(schemas: dict[str, Any]) -> None:
 
 
 def _document_http_limits(schema: dict[str, Any]) -> None:
-    """Any request can be refused by the HTTP limits (limits.py): say so on every operation."""
+    """Any request can be refused by the HTTP limits (httpserver/limits.py): say so everywhere."""
     refusals = {str(status): spec for status, spec in error_responses(408, 431).items()}
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():

@@ -6,23 +6,23 @@ messages and two socket writes before any gateway code runs, and that was most
 of the gateway's CPU per heartbeat. This protocol, given to uvicorn as its
 ``http`` class, reads a connection's requests itself for as long as they are
 *plain* heartbeat posts (framing.py), and answers each through
-``HeartbeatHandler`` (handler.py, the same one the FastAPI route uses) with one
-write. The first request that is anything else (a
-page, an API call, a chunked or oversized heartbeat, bytes that do not parse)
-is handed over with the rest of the connection, byte for byte from that
-request's first byte, to uvicorn's own httptools protocol (held to the same
-limits, httpserver/bounded_httptools.py), which serves it through FastAPI as
-before: one HTTP implementation for everything but the hot path, and the same
-answers either way.
+``HeartbeatHandler`` (handler.py, the one the FastAPI route uses too) with one
+write. The first request that is anything else (a page, an API call, a chunked
+or oversized heartbeat, bytes that do not parse) is handed over with the rest
+of the connection, byte for byte from that request's first byte, to uvicorn's
+own httptools protocol (held to the same limits,
+httpserver/bounded_httptools.py), which serves it through FastAPI: one HTTP
+implementation for everything but the hot path, and the same answers either
+way.
 
 Requests on one connection are answered in order, one at a time; pipelined
 ones wait in the buffer, and reading pauses when too many pile up. A
 connection idle for uvicorn's keep-alive timeout is closed, and at shutdown a
 connection closes once its current answer is written.
 
-The limits (httpserver/limits.py) hold here too: a connection past the cap is refused as
-it is accepted, a heartbeat post's head over the size or header-count limit is
-answered 431, and a request not received whole within the deadline 408 (the
+The limits (httpserver/limits.py) hold here too: a connection past the cap is
+refused as it is accepted, a heartbeat post's head over the size or
+header-count limit is answered 431, and a request not received whole within the deadline 408 (the
 guard's one sweep checks it; the hot path only notes when a request that is
 not yet whole began).
 
