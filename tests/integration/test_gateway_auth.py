@@ -21,7 +21,7 @@ from tests.integration.test_gateway_support import (
     running_gateway,
 )
 from tests.unit.test_gateway_identity import make_jwt, pem
-from vaultmesh.services.gateway.sessions import COOKIE_NAME
+from vaultmesh.services.gateway.auth.sessions import COOKIE_NAME
 from vaultmesh.shared.natsserver import NatsServer
 
 ISSUER = "https://access.example.com"

@@ -11,7 +11,7 @@ import pytest
 from nats.aio.client import Client
 from nats.js.api import StreamConfig
 
-from vaultmesh.services.gateway.batcher import HeartbeatBatcher
+from vaultmesh.services.gateway.ingest.batcher import HeartbeatBatcher
 
 _names = itertools.count(1)
 

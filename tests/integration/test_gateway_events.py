@@ -24,7 +24,7 @@ from tests.integration.test_gateway_support import (
     running_gateway,
     sse,
 )
-from vaultmesh.services.gateway.cursor import parse_cursor
+from vaultmesh.services.gateway.live.cursor import parse_cursor
 from vaultmesh.shared import subjects
 from vaultmesh.shared.models.events import EventEnvelope
 from vaultmesh.shared.natsserver import NatsServer

@@ -27,7 +27,7 @@ from tests.integration.test_gateway_support import (
     heartbeat,
     running_gateway,
 )
-from vaultmesh.services.gateway.frontdoor import PAUSE_READING_AT
+from vaultmesh.services.gateway.ingest.frontdoor import PAUSE_READING_AT
 from vaultmesh.shared import subjects
 from vaultmesh.shared.natsserver import NatsServer, free_port
 

@@ -22,7 +22,7 @@ from nats.aio.client import Client
 from vaultmesh.services.fleet.config import FleetSettings
 from vaultmesh.services.fleet.service import build_for as fleet_builder
 from vaultmesh.services.gateway.config import GatewaySettings
-from vaultmesh.services.gateway.service import HttpServer, builder
+from vaultmesh.services.gateway.service import GatewayService, build_for
 from vaultmesh.shared import bus, subjects
 from vaultmesh.shared.metrics import ServiceMetrics
 from vaultmesh.shared.runtime import Component
@@ -41,7 +41,7 @@ class Gateway:
     """A running gateway (and optionally fleet-state) for one test."""
 
     base_url: str
-    server: HttpServer
+    server: GatewayService
     nc: Client
     metrics: ServiceMetrics
     settings: GatewaySettings
@@ -91,14 +91,13 @@ async def running_gateway(
     extras = [await start_fleet(nats_url)] if fleet else []
     nc = await bus.connect(settings, "gateway-test")
     metrics = ServiceMetrics("gateway")
-    server = await builder(settings)(nc, metrics)
-    assert isinstance(server, HttpServer)
-    await server.start()
-    gateway = Gateway(f"http://127.0.0.1:{server.port}", server, nc, metrics, settings, extras)
+    service = await build_for(settings)(nc, metrics)
+    assert isinstance(service, GatewayService)
     try:
-        yield gateway
+        async with service:
+            url = f"http://127.0.0.1:{service.port}"
+            yield Gateway(url, service, nc, metrics, settings, extras)
     finally:
-        await server.stop()
         await bus.close(nc)
         for component, extra_nc in extras:
             await component.stop()

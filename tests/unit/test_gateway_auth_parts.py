@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from vaultmesh.services.gateway.auth import TokenSet
+from vaultmesh.services.gateway.auth.login import safe_next
+from vaultmesh.services.gateway.auth.sessions import SessionSigner
+from vaultmesh.services.gateway.auth.tokens import TokenSet
 from vaultmesh.services.gateway.bodies import _is_json
 from vaultmesh.services.gateway.config import load_tokens
-from vaultmesh.services.gateway.cursor import Cursor, parse_cursor
-from vaultmesh.services.gateway.feed import Item
-from vaultmesh.services.gateway.login import safe_next
-from vaultmesh.services.gateway.sessions import SessionSigner
-from vaultmesh.services.gateway.sse import advance, frame
+from vaultmesh.services.gateway.live.cursor import Cursor, parse_cursor
+from vaultmesh.services.gateway.live.feeds import Item
+from vaultmesh.services.gateway.live.sse import advance, frame
 from vaultmesh.shared.clock import ManualClock
 from vaultmesh.shared.config import ConfigError
 

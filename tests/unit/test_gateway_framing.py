@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from vaultmesh.services.gateway.framing import (
+from vaultmesh.services.gateway.httpserver.answers import Reply, encode
+from vaultmesh.services.gateway.httpserver.limits import HttpLimits
+from vaultmesh.services.gateway.ingest.framing import (
     HEAD_TOO_LARGE,
     MAX_KNOWN_HEAD_BYTES,
     MAX_KNOWN_HEADS,
@@ -13,11 +15,8 @@ from vaultmesh.services.gateway.framing import (
     TOO_MANY_HEADERS,
     Head,
     HeartbeatPost,
-    encode,
     frame,
 )
-from vaultmesh.services.gateway.ingest import Reply
-from vaultmesh.services.gateway.limits import HttpLimits
 
 BODY = b'{"node_id":"n"}'
 LIMIT = HttpLimits(body_bytes=1024, head_bytes=4096, headers=20)

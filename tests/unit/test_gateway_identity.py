@@ -12,9 +12,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from vaultmesh.services.gateway.auth.identity import IdentityVerifier
+from vaultmesh.services.gateway.auth.identity_keys import VerifyingKey, parse_keys
 from vaultmesh.services.gateway.errors import InvalidIdentity
-from vaultmesh.services.gateway.identity import IdentityVerifier
-from vaultmesh.services.gateway.identity_keys import VerifyingKey, parse_keys
 from vaultmesh.shared.clock import ManualClock
 
 ISSUER = "https://team.example.cloudflareaccess.com"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from vaultmesh.services.gateway.auth.throttle import LoginThrottle
 from vaultmesh.services.gateway.errors import TooManyAttempts
-from vaultmesh.services.gateway.throttle import LoginThrottle
 from vaultmesh.shared.clock import ManualClock
 
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import AwareDatetime
 
-from vaultmesh.services.gateway.auth import Principal, require_admin
+from vaultmesh.services.gateway.auth.authenticator import Principal, require_admin
 from vaultmesh.services.gateway.bodies import json_body_spec, read_model
 from vaultmesh.services.gateway.errors import InvalidInput
 from vaultmesh.services.gateway.http_errors import error_responses

@@ -1,24 +1,23 @@
-"""The gateway app factory: routes, error shape, limits, metrics, and the bus wiring.
+"""The gateway app: routes, error shape, limits, metrics and OpenAPI, around the shared state.
 
-``create_app(settings, nc=...)`` uses an open NATS connection (the service
-process passes its own); without one, the app's lifespan connects and closes
-its own, so ``uvicorn --factory`` style runs work too.
+``create_app(settings, auth=..., state=..., heartbeats=...)`` is called by the
+gateway component (service.py), which starts and stops the state; the app has
+no lifespan of its own. ``create_app(settings)`` alone gives an app without bus
+state: enough for its OpenAPI document.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from nats.aio.client import Client
 from pydantic.json_schema import models_json_schema
 
 from vaultmesh import __version__
-from vaultmesh.services.gateway import api, ingest, login, ops, sse
-from vaultmesh.services.gateway.auth import Authenticator
+from vaultmesh.services.gateway import api, ops
+from vaultmesh.services.gateway.auth import login
+from vaultmesh.services.gateway.auth.authenticator import Authenticator
 from vaultmesh.services.gateway.bodies import INPUT_SUFFIX, bound_integers
 from vaultmesh.services.gateway.config import GatewaySettings
 from vaultmesh.services.gateway.http_errors import (
@@ -26,13 +25,14 @@ from vaultmesh.services.gateway.http_errors import (
     error_responses,
     install_error_handlers,
 )
+from vaultmesh.services.gateway.ingest import route as ingest
+from vaultmesh.services.gateway.ingest.handler import HeartbeatHandler
+from vaultmesh.services.gateway.live import sse
 from vaultmesh.services.gateway.metrics import GatewayMetrics
 from vaultmesh.services.gateway.middleware import BodyLimit, RequestMetrics
 from vaultmesh.services.gateway.pages import mount_static
 from vaultmesh.services.gateway.pages import router as pages_router
 from vaultmesh.services.gateway.state import GatewayState
-from vaultmesh.shared import bus
-from vaultmesh.shared.clock import Clock
 from vaultmesh.shared.metrics import ServiceMetrics
 from vaultmesh.shared.models.events import EventKind, NewEvent
 from vaultmesh.shared.models.heartbeat import Heartbeat
@@ -50,70 +50,37 @@ SECURITY_SCHEMES = {
 def create_app(
     settings: GatewaySettings,
     *,
-    nc: Client | None = None,
-    metrics: ServiceMetrics | None = None,
-    clock: Clock | None = None,
+    auth: Authenticator | None = None,
+    state: GatewayState | None = None,
+    heartbeats: HeartbeatHandler | None = None,
 ) -> FastAPI:
     """Build the gateway app (raises ConfigError for bad tokens or keys)."""
-    gateway_metrics = GatewayMetrics(metrics or ServiceMetrics(SERVICE))
-    auth = Authenticator.from_settings(settings, clock)
+    metrics = state.metrics if state is not None else GatewayMetrics(ServiceMetrics(SERVICE))
     app = FastAPI(
         title="VaultMesh gateway",
         version=__version__,
         description="The one HTTP door of VaultMesh Swarm: agent ingest, admin API, live events.",
         docs_url=None,  # Swagger/ReDoc pages load scripts from a CDN: not here
         redoc_url=None,
-        lifespan=_lifespan(settings, nc, gateway_metrics, clock, auth),
         # The gateway exports its own Prometheus metrics; FastAPI's OpenTelemetry hooks
         # would only cost time on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
-    app.state.auth = auth
-    app.state.metrics = gateway_metrics
-    if nc is not None:
-        revoked = auth.sessions.revoked
-        _attach(app, GatewayState.build(settings, nc, gateway_metrics, clock, revoked))
+    app.state.auth = auth or Authenticator.from_settings(settings)
+    app.state.metrics = metrics
+    if state is not None:
+        app.state.gateway = state
+        app.state.fleet = state.fleet
+    app.state.heartbeats = heartbeats
     for router in (ingest.router, api.router, sse.router, ops.router, login.router):
         app.include_router(router)
     app.include_router(pages_router)
     mount_static(app)
-    install_error_handlers(app, gateway_metrics.base)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, metrics=gateway_metrics.base)
-    app.add_middleware(RequestMetrics, metrics=gateway_metrics.base)
+    install_error_handlers(app, metrics.base)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, metrics=metrics.base)
+    app.add_middleware(RequestMetrics, metrics=metrics.base)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
-
-
-def _attach(app: FastAPI, state: GatewayState) -> None:
-    app.state.gateway = state
-    app.state.nc = state.nc
-    app.state.fleet = state.fleet
-
-
-def _lifespan(
-    settings: GatewaySettings,
-    nc: Client | None,
-    metrics: GatewayMetrics,
-    clock: Clock | None,
-    auth: Authenticator,
-) -> Any:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        own = nc is None
-        client = await bus.connect(settings, SERVICE) if nc is None else nc
-        if own:
-            revoked = auth.sessions.revoked
-            _attach(app, GatewayState.build(settings, client, metrics, clock, revoked))
-        state: GatewayState = app.state.gateway
-        try:
-            await state.start()
-            yield
-        finally:
-            state.begin_shutdown()
-            if own:
-                await bus.close(client)
-
-    return lifespan
 
 
 def _restrict_postable_kinds(schemas: dict[str, Any]) -> None:
@@ -130,7 +97,7 @@ def _restrict_postable_kinds(schemas: dict[str, Any]) -> None:
 
 
 def _document_http_limits(schema: dict[str, Any]) -> None:
-    """Any request can be refused by the HTTP limits (limits.py): say so on every operation."""
+    """Any request can be refused by the HTTP limits (httpserver/limits.py): say so everywhere."""
     refusals = {str(status): spec for status, spec in error_responses(408, 431).items()}
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():

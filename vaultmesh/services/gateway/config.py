@@ -48,7 +48,7 @@ class GatewaySettings(ServiceSettings):
     # Largest request body accepted, checked before any parsing.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     # Every request's head (request line and headers) and header count, the time to
-    # receive a whole request, and the connections held at once (limits.py).
+    # receive a whole request, and the connections held at once (httpserver/limits.py).
     http_max_head_bytes: int = Field(default=16 * 1024, ge=4096, le=1024 * 1024)
     http_max_headers: int = Field(default=100, ge=16, le=10_000)
     http_request_timeout_s: float = Field(default=10.0, gt=0, le=600)

@@ -43,8 +43,11 @@ class InvalidIdentity(Unauthorized):
     code = "invalid_identity"
 
 
-class LoginRequired(Exception):
-    """A browser page needs a signed-in user: answered with a 303 to /login."""
+class LoginRequired(VaultMeshError):
+    """A browser page needs a signed-in user: answered with a 303 to /login (http_errors.py)."""
+
+    code = "login_required"
+    http_status = 303
 
     def __init__(self, next_path: str) -> None:
         super().__init__("login required")

@@ -3,7 +3,7 @@
 A lean publish-and-wait-for-ack for events and audit records: one reply
 subscription for all publishes, a future per message, the ack read with orjson
 (nats-py's ``js.publish`` does the same through a generic request path at about
-twice the CPU per message). Heartbeats, the hot path, go through batcher.py
+twice the CPU per message). Heartbeats, the hot path, go through ingest/batcher.py
 instead. Every bus failure (not
 connected, no stream, no ack in time, server error) becomes ``Unavailable``
 (HTTP 503), so a caller knows the write did not land and can retry.

@@ -1,130 +1,120 @@
-"""The gateway process: the app served by uvicorn, as a runtime ``Component``.
+"""The gateway process as one component: built, started and stopped here, and only here.
 
 ``runtime.run_service`` owns the process (JSON logs, uvloop, NATS connect,
-SIGTERM); this module binds the listening socket (a clear error when the port
-is taken), serves the app, and on stop ends the event streams, lets in-flight
-requests finish within the grace period, and returns so the runtime drains NATS.
+SIGTERM) and calls ``build_for(settings)`` for the builder. Building wires the
+app around the runtime's connection and binds the listening socket (a clear
+error when the port is taken); ``GatewayService.start`` sets up the streams,
+the batcher and the session revocations, then serves HTTP; ``stop`` ends the
+event streams, lets in-flight requests finish within the grace period, stops
+following the bus and waits for audit records, and returns so the runtime
+drains NATS. ``async with GatewayService`` does the same around a block.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import socket
-from collections.abc import Awaitable, Callable, Iterator
+from types import TracebackType
 
 import uvicorn
 from fastapi import FastAPI
 from nats.aio.client import Client
 
 from vaultmesh.services.gateway.app import create_app
+from vaultmesh.services.gateway.auth.authenticator import Authenticator
 from vaultmesh.services.gateway.config import GatewaySettings
-from vaultmesh.services.gateway.frontdoor import front_door
-from vaultmesh.services.gateway.ingest import HeartbeatIngest
-from vaultmesh.services.gateway.limits import HttpLimits
+from vaultmesh.services.gateway.httpserver import internals
+from vaultmesh.services.gateway.httpserver.limits import HttpLimits
+from vaultmesh.services.gateway.httpserver.server import HttpServer, bind
+from vaultmesh.services.gateway.ingest.handler import HeartbeatHandler
+from vaultmesh.services.gateway.metrics import GatewayMetrics
 from vaultmesh.services.gateway.state import GatewayState
-from vaultmesh.shared.config import ConfigError
-from vaultmesh.shared.errors import Unavailable
+from vaultmesh.shared.clock import Clock
 from vaultmesh.shared.metrics import ServiceMetrics
-from vaultmesh.shared.runtime import Component
+from vaultmesh.shared.runtime import Builder, Component
 
 log = logging.getLogger(__name__)
-STARTUP_TIMEOUT_S = 30.0
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handlers: the service runtime owns SIGTERM/SIGINT."""
+class GatewayService:
+    """The gateway's app, its shared state and its HTTP server, started and stopped together."""
 
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+    def __init__(self, app: FastAPI, state: GatewayState, server: HttpServer) -> None:
+        self.app = app
+        self.state = state
+        self.server = server
 
-
-def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host:port`` (port 0: any free port)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(
-            f"VAULTMESH_HTTP_HOST/PORT: cannot listen on {host}:{port}: {exc.strerror}"
-        ) from None
-    sock.listen(2048)
-    sock.setblocking(False)
-    return sock
-
-
-class HttpServer:
-    """Serves an ASGI app on a bound socket until stopped."""
-
-    def __init__(self, app: FastAPI, sock: socket.socket, grace_s: float) -> None:
-        self._app = app
-        self._sock = sock
-        state: GatewayState = app.state.gateway
-        ingest = HeartbeatIngest(app.state.auth, state)
-        config = uvicorn.Config(
-            app,
-            # Plain heartbeat posts are answered by the protocol itself (frontdoor.py).
-            http=front_door(ingest, HttpLimits.from_settings(state.settings)),
-            lifespan="on",
-            access_log=False,
-            log_config=None,
-            server_header=False,
-            # X-Forwarded-Proto is read where it matters (the cookie's Secure flag).
-            proxy_headers=False,
-            timeout_graceful_shutdown=int(max(1, grace_s)),
-        )
-        self._server = _Server(config)
-        self._task: asyncio.Task[None] | None = None
+    @classmethod
+    def wire(
+        cls,
+        settings: GatewaySettings,
+        nc: Client,
+        metrics: ServiceMetrics,
+        clock: Clock | None = None,
+    ) -> GatewayService:
+        """Everything around ``nc``, the socket bound; nothing started (ConfigError if bad)."""
+        auth = Authenticator.from_settings(settings, clock)
+        gateway_metrics = GatewayMetrics(metrics)
+        revoked = auth.sessions.revoked
+        state = GatewayState.build(settings, nc, gateway_metrics, clock, revoked)
+        handler = HeartbeatHandler(auth, state)
+        app = create_app(settings, auth=auth, state=state, heartbeats=handler)
+        limits = HttpLimits.from_settings(settings)
+        sock = bind(settings.http_host, settings.http_port)
+        http = _front_door(handler, limits)
+        server = HttpServer(app, sock, grace_s=settings.shutdown_grace_s, limits=limits, http=http)
+        return cls(app, state, server)
 
     @property
     def port(self) -> int:
-        """The port actually listened on."""
-        return int(self._sock.getsockname()[1])
+        """The port the gateway listens on."""
+        return self.server.port
 
     async def start(self) -> None:
-        """Serve in the background; return once uvicorn accepts connections (idempotent)."""
-        if self._task is not None:
-            return
-        self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]))
-        deadline = asyncio.get_running_loop().time() + STARTUP_TIMEOUT_S
-        while not self._server.started:
-            if self._task.done() or asyncio.get_running_loop().time() > deadline:
-                raise Unavailable("the HTTP server did not start; see the log")
-            await asyncio.sleep(0.02)
-        log.info("listening", extra={"port": self.port})
+        """Streams first, so a broken bus fails start-up before any request; then HTTP."""
+        await self.state.start()
+        await self.server.start()
 
     async def stop(self) -> None:
-        """End event streams, finish in-flight requests, stop serving (idempotent)."""
-        task, self._task = self._task, None
-        if task is None:
-            return
-        state: GatewayState | None = getattr(self._app.state, "gateway", None)
-        if state is not None:
-            state.begin_shutdown()
-        self._server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        if state is not None:
-            await state.audit.flushed()
+        """End event streams, finish in-flight requests, stop following the bus (idempotent)."""
+        self.state.begin_shutdown()
+        await self.server.stop()
+        await self.state.stop()
+
+    async def __aenter__(self) -> GatewayService:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
 
 
-Builder = Callable[[Client, ServiceMetrics], Awaitable[Component]]
+def _front_door(handler: HeartbeatHandler, limits: HttpLimits) -> type[asyncio.Protocol] | None:
+    """The front door's protocol class, or None when this uvicorn lacks what it builds on."""
+    lacking = internals.missing()
+    if lacking is not None:
+        log.warning(
+            "uvicorn %s lacks %s: serving every request through plain uvicorn (h11), "
+            "without the front door and the limits on header count and request time",
+            uvicorn.__version__,
+            lacking,
+        )
+        return None
+    # Imported only now: the module extends the very internals checked above.
+    from vaultmesh.services.gateway.ingest.frontdoor import front_door
+
+    return front_door(handler, limits)
 
 
-def builder(settings: GatewaySettings) -> Builder:
-    """The runtime builder: app on the runtime's connection and metrics, then the server."""
+def build_for(settings: GatewaySettings, clock: Clock | None = None) -> Builder:
+    """The runtime's builder: the gateway wired around the runtime's connection and metrics."""
 
     async def build(nc: Client, metrics: ServiceMetrics) -> Component:
-        app = create_app(settings, nc=nc, metrics=metrics)
-        # Streams first, so a broken bus fails start-up with a clear message.
-        await app.state.gateway.start()
-        return HttpServer(
-            app, bind(settings.http_host, settings.http_port), settings.shutdown_grace_s
-        )
+        return GatewayService.wire(settings, nc, metrics, clock)
 
     return build

@@ -15,15 +15,15 @@ from nats.aio.client import Client
 from nats.errors import Error as NatsError
 
 from vaultmesh.services.gateway.audit import GatewayAudit
-from vaultmesh.services.gateway.batcher import HeartbeatBatcher
+from vaultmesh.services.gateway.auth.revocations import SessionRevocations
+from vaultmesh.services.gateway.auth.sessions import RevokedSessions
+from vaultmesh.services.gateway.auth.throttle import LoginThrottle
 from vaultmesh.services.gateway.buswatch import BusWatch
 from vaultmesh.services.gateway.config import GatewaySettings
 from vaultmesh.services.gateway.fleet_client import FleetClient
+from vaultmesh.services.gateway.ingest.batcher import HeartbeatBatcher
 from vaultmesh.services.gateway.metrics import GatewayMetrics
 from vaultmesh.services.gateway.publisher import Publisher
-from vaultmesh.services.gateway.revocations import SessionRevocations
-from vaultmesh.services.gateway.sessions import RevokedSessions
-from vaultmesh.services.gateway.throttle import LoginThrottle
 from vaultmesh.shared import subjects
 from vaultmesh.shared.clock import Clock, SystemClock
 from vaultmesh.shared.errors import Unavailable
@@ -116,9 +116,13 @@ class GatewayState:
         )
 
     async def start(self) -> None:
-        """Make sure the streams the gateway publishes to exist (idempotent)."""
+        """Make sure the streams the gateway publishes to exist, then follow the bus (idempotent).
+
+        After ``stop`` (a start that failed half way is undone by it) it starts afresh.
+        """
         if self.started:
             return
+        self.closing.clear()
         self.bus_watch.start()
         limits = StreamLimits()
         try:
@@ -135,8 +139,17 @@ class GatewayState:
     def begin_shutdown(self) -> None:
         """Tell long-lived responses (SSE) to finish now."""
         self.closing.set()
+
+    async def stop(self) -> None:
+        """End long-lived responses, stop following the bus, let audit records finish (idempotent).
+
+        The connection is the caller's: closing it ends the subscriptions.
+        """
+        self.begin_shutdown()
         self.revocations.stop()
         self.bus_watch.stop()
+        await self.audit.flushed()
+        self.started = False
 
 
 def gateway_state(request: Request) -> GatewayState:

@@ -14,7 +14,7 @@ from importlib import resources
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 
-from vaultmesh.services.gateway.auth import require_admin_page
+from vaultmesh.services.gateway.auth.authenticator import require_admin_page
 
 MEDIA_TYPES = {
     ".css": "text/css; charset=utf-8",

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
 from vaultmesh.services.gateway.api import publish_event
-from vaultmesh.services.gateway.auth import Principal, require_admin_page
+from vaultmesh.services.gateway.auth.authenticator import Principal, require_admin_page
 from vaultmesh.services.gateway.bodies import form_fields
 from vaultmesh.services.gateway.errors import InvalidInput
 from vaultmesh.services.gateway.fleet_client import FleetClient

@@ -21,8 +21,8 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
+from vaultmesh.services.gateway.auth.sessions import RevokedSessions, Session
 from vaultmesh.services.gateway.metrics import GatewayMetrics
-from vaultmesh.services.gateway.sessions import RevokedSessions, Session
 from vaultmesh.shared import buckets, streams, subjects
 from vaultmesh.shared.clock import Clock
 
@@ -64,10 +64,11 @@ class SessionRevocations:
         log.info("session revocations loaded", extra={"count": loaded})
 
     def stop(self) -> None:
-        """Stop following (the connection's close ends the watch itself)."""
+        """Stop following (the connection's close ends the watch itself); start loads afresh."""
         if self._task is not None:
             self._task.cancel()
             self._task = None
+        self._kv = None
 
     async def revoke(self, session: Session) -> bool:
         """Revoke ``session`` here at once and on every replica; False if not stored on the bus."""

@@ -1,6 +1,6 @@
 """uvicorn's httptools protocol held to the gateway's limits: every request but plain heartbeats.
 
-The front door (frontdoor.py) hands a connection to this protocol at the
+The front door (ingest/frontdoor.py) hands a connection to this protocol at the
 first request it does not serve itself. uvicorn's own protocol bounds no head:
 httptools gathers a header's value in memory until the header ends, so one
 header that never ends grows the process without limit, and a request that
@@ -39,8 +39,8 @@ from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
-from vaultmesh.services.gateway.connections import ConnectionGuard
-from vaultmesh.services.gateway.limits import MALFORMED, Refusal
+from vaultmesh.services.gateway.httpserver.connections import ConnectionGuard
+from vaultmesh.services.gateway.httpserver.limits import MALFORMED, Refusal
 
 # Bytes fed to httptools at a time: how far past the head limit a head that never
 # ends can get before it is refused, and how many small pipelined requests can be

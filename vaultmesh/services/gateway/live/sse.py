@@ -23,11 +23,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from vaultmesh.services.gateway.auth import require_admin
-from vaultmesh.services.gateway.cursor import Cursor, parse_cursor
+from vaultmesh.services.gateway.auth.authenticator import require_admin
 from vaultmesh.services.gateway.errors import InvalidInput, TooManyClients
-from vaultmesh.services.gateway.feed import EventFeed, Item
 from vaultmesh.services.gateway.http_errors import error_responses
+from vaultmesh.services.gateway.live.cursor import Cursor, parse_cursor
+from vaultmesh.services.gateway.live.feeds import EventFeed, Item
 from vaultmesh.services.gateway.state import GatewayState, gateway_state
 from vaultmesh.shared.models.events import EventKind
 

@@ -20,24 +20,20 @@ writes a whole HTTP/1.1 answer in one piece.
 from __future__ import annotations
 
 import enum
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from http import HTTPStatus
 from types import MappingProxyType
 
 import httptools
 
-from vaultmesh.services.gateway.ingest import PATH, Reply
-from vaultmesh.services.gateway.limits import HttpLimits
+from vaultmesh.services.gateway.httpserver.limits import HttpLimits
+from vaultmesh.services.gateway.ingest.contract import PATH
 
 _START = f"POST {PATH} HTTP/1.".encode()
 _HEAD_END = b"\r\n\r\n"
 MAX_KNOWN_HEADS = 4096  # heads remembered, so they are not parsed again (see frame)
 MAX_KNOWN_HEAD_BYTES = 2048
 _NOT_PLAIN = frozenset({b"transfer-encoding", b"expect", b"upgrade"})
-_JSON = b"content-type: application/json\r\n"
-_CLOSE = b"connection: close\r\n"
 # HttpParserUpgrade is not an HttpParserError.
 _PARSE_ERRORS = (httptools.HttpParserError, httptools.HttpParserUpgrade)
 
@@ -210,20 +206,3 @@ def _body(buf: bytes | bytearray, head: Head) -> HeartbeatPost | Verdict:
     if len(buf) < end:
         return MORE
     return HeartbeatPost(head, bytes(buf[start:end]))
-
-
-@functools.cache
-def _status_line(status: int) -> bytes:
-    return b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode())
-
-
-def encode(reply: Reply, default_headers: list[tuple[bytes, bytes]], keep_alive: bool) -> bytes:
-    """The whole HTTP/1.1 response for ``reply`` (``default_headers``: date, server)."""
-    parts = [_status_line(reply.status)]
-    for name, value in (*default_headers, *reply.headers):
-        parts += (name, b": ", value, b"\r\n")
-    parts += (_JSON, b"content-length: %d\r\n" % len(reply.body))
-    if not keep_alive:
-        parts.append(_CLOSE)
-    parts += (b"\r\n", reply.body)
-    return b"".join(parts)

@@ -3,7 +3,7 @@
 Without them one connection could send a head without end and grow the
 process until it is killed, or thousands could trickle a byte at a time and be
 held for ever. They apply to both of the gateway's HTTP protocols: the front
-door (frontdoor.py, the heartbeat hot path) and uvicorn's protocol it hands
+door (ingest/frontdoor.py, the heartbeat hot path) and uvicorn's protocol it hands
 every other request to (bounded_httptools.py).
 """
 

@@ -17,11 +17,12 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from vaultmesh.services.gateway.auth import authenticator, token_principal
+from vaultmesh.services.gateway.auth.authenticator import authenticator
+from vaultmesh.services.gateway.auth.sessions import COOKIE_NAME
+from vaultmesh.services.gateway.auth.tokens import token_principal
 from vaultmesh.services.gateway.bodies import form_fields
 from vaultmesh.services.gateway.errors import InvalidInput, TooManyAttempts
 from vaultmesh.services.gateway.http_errors import error_responses
-from vaultmesh.services.gateway.sessions import COOKIE_NAME
 from vaultmesh.services.gateway.state import gateway_state
 from vaultmesh.shared.models.audit import Outcome
 

@@ -3,15 +3,13 @@
 Admin APIs and pages accept ``Authorization: Bearer <admin token>``, the
 ``vaultmesh_session`` cookie set by ``POST /login`` (EventSource cannot send
 headers), or a verified identity JWT from a fronting access proxy. Agent ingest
-has its own tokens (``X-Host-Token`` or a bearer token). Token checks are
-constant-time: each candidate is hashed, then compared with every configured
-digest without stopping at the first match.
+has its own tokens (``X-Host-Token`` or a bearer token); every token check is
+constant-time (tokens.py). ``require_admin`` and ``require_admin_page`` are the
+FastAPI dependencies routes declare.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,11 +17,12 @@ from dataclasses import dataclass
 from fastapi import Request
 from starlette.datastructures import Headers
 
+from vaultmesh.services.gateway.auth.identity import IdentityVerifier
+from vaultmesh.services.gateway.auth.identity_keys import load_keys
+from vaultmesh.services.gateway.auth.sessions import COOKIE_NAME, SessionSigner
+from vaultmesh.services.gateway.auth.tokens import TokenSet, bearer, token_principal
 from vaultmesh.services.gateway.config import GatewaySettings, load_tokens
 from vaultmesh.services.gateway.errors import InvalidIdentity, LoginRequired
-from vaultmesh.services.gateway.identity import IdentityVerifier
-from vaultmesh.services.gateway.identity_keys import load_keys
-from vaultmesh.services.gateway.sessions import COOKIE_NAME, SessionSigner
 from vaultmesh.shared.clock import Clock
 from vaultmesh.shared.config import ConfigError
 from vaultmesh.shared.errors import Unauthorized
@@ -31,7 +30,6 @@ from vaultmesh.shared.errors import Unauthorized
 log = logging.getLogger(__name__)
 
 AGENT_TOKEN_HEADER = "x-host-token"  # noqa: S105 - a header name, not a secret
-MAX_TOKEN_LENGTH = 4096
 
 
 @dataclass(frozen=True)
@@ -40,40 +38,6 @@ class Principal:
 
     name: str
     method: str  # "token", "session" or "identity"
-
-
-class TokenSet:
-    """A fixed set of secrets with constant-time membership checks."""
-
-    def __init__(self, tokens: tuple[str, ...]) -> None:
-        self._digests = [hashlib.sha256(token.encode()).digest() for token in tokens]
-
-    def __len__(self) -> int:
-        return len(self._digests)
-
-    def match(self, candidate: str) -> int | None:
-        """The index of ``candidate`` in the set, or None."""
-        if not candidate or len(candidate) > MAX_TOKEN_LENGTH:
-            return None
-        digest = hashlib.sha256(candidate.encode()).digest()
-        found = None
-        for index, reference in enumerate(self._digests):
-            if hmac.compare_digest(digest, reference):
-                found = index
-        return found
-
-
-def token_principal(index: int) -> str:
-    """How the admin holding configured token ``index`` is named (never the token)."""
-    return f"admin-token-{index + 1}"
-
-
-def bearer(headers: Mapping[str, str]) -> str | None:
-    """The token of an ``Authorization: Bearer`` header, if there is one."""
-    scheme, _, value = headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return value.strip() or None
 
 
 class Authenticator:

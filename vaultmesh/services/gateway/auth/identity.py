@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from vaultmesh.services.gateway.auth.identity_keys import VerifyingKey, b64url_decode
 from vaultmesh.services.gateway.errors import InvalidIdentity
-from vaultmesh.services.gateway.identity_keys import VerifyingKey, b64url_decode
 from vaultmesh.shared.clock import Clock, SystemClock
 
 MAX_TOKEN_BYTES = 16 * 1024

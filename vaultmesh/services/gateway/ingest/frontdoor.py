@@ -6,47 +6,56 @@ messages and two socket writes before any gateway code runs, and that was most
 of the gateway's CPU per heartbeat. This protocol, given to uvicorn as its
 ``http`` class, reads a connection's requests itself for as long as they are
 *plain* heartbeat posts (framing.py), and answers each through
-``HeartbeatIngest`` with one write. The first request that is anything else (a
-page, an API call, a chunked or oversized heartbeat, bytes that do not parse)
-is handed over with the rest of the connection, byte for byte from that
-request's first byte, to uvicorn's own httptools protocol (held to the same
-limits, bounded_httptools.py), which serves it through FastAPI as before: one
-HTTP implementation for everything but the hot path, and the same answers
-either way.
+``HeartbeatHandler`` (handler.py, the one the FastAPI route uses too) with one
+write. The first request that is anything else (a page, an API call, a chunked
+or oversized heartbeat, bytes that do not parse) is handed over with the rest
+of the connection, byte for byte from that request's first byte, to uvicorn's
+own httptools protocol (held to the same limits,
+httpserver/bounded_httptools.py), which serves it through FastAPI: one HTTP
+implementation for everything but the hot path, and the same answers either
+way.
 
 Requests on one connection are answered in order, one at a time; pipelined
 ones wait in the buffer, and reading pauses when too many pile up. A
 connection idle for uvicorn's keep-alive timeout is closed, and at shutdown a
 connection closes once its current answer is written.
 
-The limits (limits.py) hold here too: a connection past the cap is refused as
-it is accepted, a heartbeat post's head over the size or header-count limit is
-answered 431, and a request not received whole within the deadline 408 (the
+The limits (httpserver/limits.py) hold here too: a connection past the cap is
+refused as it is accepted, a heartbeat post's head over the size or
+header-count limit is answered 431, and a request not received whole within the deadline 408 (the
 guard's one sweep checks it; the hot path only notes when a request that is
 not yet whole began).
+
+What the app's middleware does on the ASGI path is done here as well, or cannot
+apply: a post is plain only when its Content-Length is within the body limit
+(a larger one goes to uvicorn, where ``BodyLimit`` answers 413), and each
+answer is counted in ``vaultmesh_requests_total`` as ``RequestMetrics`` would
+(``_answer``). tests/integration/test_gateway_paths.py compares the two paths.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any, ClassVar, cast
 
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from vaultmesh.services.gateway.bounded_httptools import BoundedHttpTools
-from vaultmesh.services.gateway.connections import ConnectionGuard
-from vaultmesh.services.gateway.framing import (
+from vaultmesh.services.gateway.httpserver.answers import Reply, encode
+from vaultmesh.services.gateway.httpserver.bounded_httptools import BoundedHttpTools
+from vaultmesh.services.gateway.httpserver.connections import ConnectionGuard
+from vaultmesh.services.gateway.httpserver.limits import HttpLimits, Refusal
+from vaultmesh.services.gateway.ingest.contract import ENDPOINT
+from vaultmesh.services.gateway.ingest.framing import (
     HEAD_TOO_LARGE,
     MORE,
     OTHER,
     Head,
     HeartbeatPost,
-    encode,
     frame,
 )
-from vaultmesh.services.gateway.ingest import STORED, HeartbeatIngest, Reply
-from vaultmesh.services.gateway.limits import HttpLimits, Refusal
+from vaultmesh.services.gateway.ingest.handler import STORED, HeartbeatHandler
 
 PAUSE_READING_AT = 256 * 1024  # buffered (pipelined) bytes at which reading pauses
 
@@ -55,10 +64,10 @@ class FrontDoor(asyncio.Protocol):
     """One connection: plain heartbeat posts served here, the rest handed to uvicorn.
 
     uvicorn builds one per connection (``Config(http=...)``); ``front_door``
-    binds the ingest, the limits and the connection guard of one app.
+    binds the heartbeat handler, the limits and the connection guard of one app.
     """
 
-    ingest: ClassVar[HeartbeatIngest]
+    handler: ClassVar[HeartbeatHandler]
     limits: ClassVar[HttpLimits]
     guard: ClassVar[ConnectionGuard]
     heads: ClassVar[dict[bytes, Head]] = {}
@@ -79,6 +88,7 @@ class FrontDoor(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._buf = bytearray()
         self._busy = False  # a heartbeat is being answered
+        self._started = 0.0  # when its answer began (vaultmesh_request_seconds)
         # The head of the post answered now, or last (framing.py reuses it).
         self._last: Head | None = None
         self._serving = False  # inside _serve_next's loop
@@ -188,11 +198,16 @@ class FrontDoor(asyncio.Protocol):
         self._request_since = None
         self._last = request.head
         self._busy = True
+        self._started = time.perf_counter()
         # The answer comes through _answer: at once for a refusal, after the ack otherwise.
-        self.ingest.receive(request.headers, request.body, self._answer)
+        self.handler.receive(request.headers, request.body, self._answer)
         return True
 
     def _answer(self, reply: Reply) -> None:
+        # RequestMetrics' count, which this path does not pass through.
+        self.handler.state.metrics.count_request(
+            ENDPOINT, reply.status, time.perf_counter() - self._started
+        )
         self._server_state.total_requests += 1
         transport = self._transport_or_fail()
         head = self._last
@@ -290,14 +305,14 @@ class FrontDoor(asyncio.Protocol):
             self._idle_timer = self._loop.call_later(delay, self._check_idle)
 
 
-def front_door(ingest: HeartbeatIngest, limits: HttpLimits) -> type[FrontDoor]:
-    """The FrontDoor class uvicorn should build for an app with this ingest and these limits."""
+def front_door(handler: HeartbeatHandler, limits: HttpLimits) -> type[FrontDoor]:
+    """The FrontDoor class uvicorn should build for an app with this handler and these limits."""
 
     class AppFrontDoor(FrontDoor):
         """FrontDoor bound to one app."""
 
-    AppFrontDoor.ingest = ingest
+    AppFrontDoor.handler = handler
     AppFrontDoor.limits = limits
-    AppFrontDoor.guard = ConnectionGuard(limits, ingest.state.metrics)
+    AppFrontDoor.guard = ConnectionGuard(limits, handler.state.metrics)
     AppFrontDoor.heads = {}
     return AppFrontDoor

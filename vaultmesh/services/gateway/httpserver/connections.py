@@ -1,6 +1,6 @@
 """What every HTTP connection of one gateway shares: the cap on open ones, deadlines, refusals.
 
-Both protocols (frontdoor.py, bounded_httptools.py) hold one ``ConnectionGuard``.
+Both protocols (ingest/frontdoor.py, bounded_httptools.py) hold one ``ConnectionGuard``.
 A connection past the cap is answered 503 and closed as soon as it is
 accepted, before anything is read or parsed. Request deadlines are checked by
 one periodic sweep over the open connections — not a timer per request — so
@@ -15,9 +15,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
-from vaultmesh.services.gateway.framing import encode
-from vaultmesh.services.gateway.ingest import Reply
-from vaultmesh.services.gateway.limits import HttpLimits, Refusal
+from vaultmesh.services.gateway.httpserver.answers import Reply, encode
+from vaultmesh.services.gateway.httpserver.limits import HttpLimits, Refusal
 from vaultmesh.services.gateway.metrics import GatewayMetrics
 
 MAX_SWEEP_INTERVAL_S = 1.0

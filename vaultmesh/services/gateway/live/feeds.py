@@ -24,7 +24,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
 
-from vaultmesh.services.gateway.cursor import Cursor
+from vaultmesh.services.gateway.live.cursor import Cursor
 from vaultmesh.shared import codec, subjects
 from vaultmesh.shared.errors import Unavailable, VaultMeshError
 from vaultmesh.shared.models.events import EventEnvelope, EventKind
