@@ -174,7 +174,7 @@ async def test_new_node_heartbeat_shows_up_live(nc: Client, stack: Stack, signed
     assert "live-new.example" in str(await item.text_content())
     assert await item.get_attribute("data-last-beat") is not None  # the heartbeat glow fired
     assert await kpi(page, "total") == str(total_before + 1)
-    # fleet-state then judges it OK (the page asks /api/nodes: a new OK node has no event).
+    # fleet-state then judges it OK (its join event, sent once for every new node, says so).
     await page.wait_for_selector(
         node_selector(node_id) + "[data-status='OK']", timeout=STATE_WAIT_MS
     )

@@ -14,6 +14,8 @@ from vaultmesh.shared.errors import VaultMeshError
 
 SERVICES = Path(__file__).resolve().parents[2] / "vaultmesh" / "services"
 PACKAGES = ("fleet", "vault", "logger", "agent")
+# The gateway is organised in subpackages by concept; builder, errors and entry point agree.
+WITH_GATEWAY = (*PACKAGES, "gateway")
 # The modules of each package that may talk to NATS directly (see its docstring).
 BUS_ADAPTERS = {
     "fleet": {"tail", "writer", "history", "service"},
@@ -49,11 +51,11 @@ def test_only_bus_adapters_import_nats(package: str) -> None:
         assert f"``{module}``" in docstring
 
 
-@pytest.mark.parametrize("package", PACKAGES)
+@pytest.mark.parametrize("package", WITH_GATEWAY)
 def test_one_public_builder_named_build_for(package: str) -> None:
     builders = {
-        f"{path.stem}.{node.name}"
-        for path in (SERVICES / package).glob("*.py")
+        f"{path.relative_to(SERVICES / package).with_suffix('')}.{node.name}".replace("/", ".")
+        for path in (SERVICES / package).rglob("*.py")
         for node in _tree(path).body
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name in BUILDER_NAMES
     }
@@ -62,7 +64,7 @@ def test_one_public_builder_named_build_for(package: str) -> None:
     assert list(inspect.signature(build_for).parameters)[:2] == ["settings", "clock"]
 
 
-@pytest.mark.parametrize("package", PACKAGES)
+@pytest.mark.parametrize("package", WITH_GATEWAY)
 def test_errors_derive_from_the_shared_root(package: str) -> None:
     errors = importlib.import_module(f"vaultmesh.services.{package}.errors")
     defined = [
@@ -76,7 +78,7 @@ def test_errors_derive_from_the_shared_root(package: str) -> None:
     assert [cls for cls in defined if not issubclass(cls, VaultMeshError)] == []
 
 
-@pytest.mark.parametrize("package", ["fleet", "vault", "logger"])
+@pytest.mark.parametrize("package", ["fleet", "vault", "logger", "gateway"])
 def test_main_runs_the_shared_runtime_with_build_for(package: str) -> None:
     source = (SERVICES / package / "__main__.py").read_text(encoding="utf-8")
     assert "sys.exit(run_service(" in source

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from types import TracebackType
 
 import uvicorn
 from fastapi import FastAPI
@@ -31,12 +30,12 @@ from vaultmesh.services.gateway.metrics import GatewayMetrics
 from vaultmesh.services.gateway.state import GatewayState
 from vaultmesh.shared.clock import Clock
 from vaultmesh.shared.metrics import ServiceMetrics
-from vaultmesh.shared.runtime import Builder, Component
+from vaultmesh.shared.runtime import Builder, Component, Lifecycle
 
 log = logging.getLogger(__name__)
 
 
-class GatewayService:
+class GatewayService(Lifecycle):
     """The gateway's app, its shared state and its HTTP server, started and stopped together."""
 
     def __init__(self, app: FastAPI, state: GatewayState, server: HttpServer) -> None:
@@ -80,18 +79,6 @@ class GatewayService:
         self.state.begin_shutdown()
         await self.server.stop()
         await self.state.stop()
-
-    async def __aenter__(self) -> GatewayService:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
 
 def _front_door(handler: HeartbeatHandler, limits: HttpLimits) -> type[asyncio.Protocol] | None:
