@@ -36,6 +36,8 @@ REPO = Path(__file__).resolve().parents[2]
 async def fresh_streams(nc: Client) -> None:
     """Empty AUDIT and EVENTS streams, so publishing works before the logger runs."""
     js = nc.jetstream()
+    with contextlib.suppress(NotFoundError):  # and a log of its own (the replica)
+        await js.delete_stream(subjects.STREAM_LOGGER_LOG)
     for config in (audit_config(StreamLimits()), events_config(StreamLimits())):
         with contextlib.suppress(NotFoundError):
             await js.delete_stream(str(config.name))

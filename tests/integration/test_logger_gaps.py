@@ -49,7 +49,7 @@ async def logger(
     bus_settings: BusSettings, nc: Client, data_dir: Path
 ) -> AsyncIterator[tuple[LoggerService, ServiceMetrics]]:
     js = nc.jetstream()
-    for name in (subjects.STREAM_AUDIT, subjects.STREAM_EVENTS):
+    for name in (subjects.STREAM_AUDIT, subjects.STREAM_EVENTS, subjects.STREAM_LOGGER_LOG):
         with contextlib.suppress(NotFoundError):
             await js.delete_stream(name)
     settings = LoggerSettings(

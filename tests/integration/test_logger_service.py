@@ -36,9 +36,9 @@ N1, N2 = str(uuid4()), str(uuid4())
 
 @pytest.fixture
 async def fresh_streams(nc: Client) -> None:
-    """Each test starts without AUDIT/EVENTS (the server lives for the whole module)."""
+    """Each test starts without AUDIT/EVENTS/LOGGER_LOG (the server lives for the module)."""
     js = nc.jetstream()
-    for name in (subjects.STREAM_AUDIT, subjects.STREAM_EVENTS):
+    for name in (subjects.STREAM_AUDIT, subjects.STREAM_EVENTS, subjects.STREAM_LOGGER_LOG):
         with contextlib.suppress(NotFoundError):
             await js.delete_stream(name)
 

@@ -164,6 +164,8 @@ def _logger() -> Permissions:
     grants: list[str] = []
     for stream, durable in _DURABLES:
         grants += [*subjects.js_read_grants(stream), *subjects.js_consume_grants(stream, durable)]
+    # Its replicated log: publish entries and checkpoints, read them back (no consumer).
+    grants += [subjects.LOGGER_LOG_ALL, *subjects.js_read_grants(subjects.STREAM_LOGGER_LOG)]
     return Permissions(
         # A gap in a stream it logs is also raised as an incident event.
         publish=(subjects.audit_of("logger"), subjects.event("incident"), *dict.fromkeys(grants)),

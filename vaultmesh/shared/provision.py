@@ -54,6 +54,7 @@ def stream_configs(limits: streams.StreamLimits) -> list[StreamConfig]:
         streams.heartbeats_config(limits),
         streams.events_config(limits),
         streams.audit_config(limits),
+        streams.logger_log_config(limits),
     ]
 
 

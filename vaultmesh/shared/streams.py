@@ -123,6 +123,26 @@ def audit_config(limits: StreamLimits) -> StreamConfig:
     )
 
 
+def logger_log_config(limits: StreamLimits) -> StreamConfig:
+    """LOGGER_LOG: the logger's log itself (entries, checkpoints, writer claims), kept for ever.
+
+    No age, count or size limit: it is the log's durable copy, so it only grows (by the
+    log's own size); delete and purge are refused like AUDIT's.
+    """
+    return StreamConfig(
+        name=subjects.STREAM_LOGGER_LOG,
+        subjects=[subjects.LOGGER_LOG_ALL],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_msg_size=limits.max_msg_bytes,
+        discard=DiscardPolicy.NEW,
+        num_replicas=limits.replicas,
+        allow_direct=True,
+        deny_purge=True,
+        deny_delete=True,
+    )
+
+
 async def ensure_stream(
     js: JetStreamContext, config: StreamConfig, *, owner: bool = False, wait_s: float = WAIT_S
 ) -> None:

@@ -313,3 +313,15 @@ KV_SESSION_REVOCATIONS = "SESSION_REVOCATIONS"
 def kv_key(bucket: str, key: str) -> str:
     """The subject of ``key`` in KV bucket ``bucket`` (a key is dot-free here: one token)."""
     return f"$KV.{token(bucket)}.{token(key)}"
+
+
+# ---- appended for the durable logger (issue 14) ---------------------------------------
+# The logger's replicated log: every entry and checkpoint is stored here before the source
+# message is acknowledged, so a new logger task on an empty volume continues the same log
+# (services/logger/replica.py). Only the logger publishes here, and only the provisioning
+# step creates the stream.
+STREAM_LOGGER_LOG = "LOGGER_LOG"
+LOGGER_LOG_ALL = "logger.log.>"
+LOGGER_LOG_ENTRIES = "logger.log.entries"
+LOGGER_LOG_CHECKPOINT = "logger.log.checkpoint"
+LOGGER_LOG_WRITER = "logger.log.writer"

@@ -24,22 +24,32 @@ run in other threads at the same time.
 
 from __future__ import annotations
 
-import bisect
 import logging
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from vaultmesh.services.logger import entry, merkle
-from vaultmesh.services.logger.checkpoint import Checkpoint, ProofChain, sign_checkpoint
+from vaultmesh.services.logger.batch import Committed, Staged
+from vaultmesh.services.logger.checkpoint import (
+    Checkpoint,
+    ProofChain,
+    chain_link_ok,
+    sign_checkpoint,
+)
 from vaultmesh.services.logger.errors import LogCorrupt
 from vaultmesh.services.logger.gaps import Gap, gap_before, gap_note
-from vaultmesh.services.logger.segments import Segment, SegmentStore, read_forward
-from vaultmesh.services.logger.signing import Signer, public_pem, publish_public_key
+from vaultmesh.services.logger.segments import SegmentStore, read_forward
+from vaultmesh.services.logger.signing import (
+    Signer,
+    load_public_pem,
+    public_pem,
+    publish_public_key,
+)
+from vaultmesh.services.logger.snapshot import LogSnapshot
 from vaultmesh.services.logger.treestore import FileTree
 from vaultmesh.shared import subjects
 from vaultmesh.shared.clock import Clock
@@ -52,35 +62,6 @@ STATE_FILE = "state.json"
 SEGMENTS_DIR = "segments"
 TREE_DIR = "tree"
 _REPLAY_BATCH = 4096
-
-
-@dataclass(frozen=True)
-class Committed:
-    """What one ``commit`` wrote."""
-
-    written: int  # captured messages written (gap entries not counted)
-    gaps: list[tuple[int, Gap]]  # each gap found, with the log sequence of its entry
-
-
-@dataclass(frozen=True)
-class LogSnapshot:
-    """What readers may see: committed segments and the tree size they add up to."""
-
-    segments: tuple[Segment, ...]
-    size: int
-
-    def segment_of(self, seq: int) -> Segment:
-        """The segment holding entry ``seq``."""
-        firsts = [seg.first_seq for seg in self.segments]
-        return self.segments[bisect.bisect_right(firsts, seq) - 1]
-
-    def line(self, seq: int) -> bytes:
-        """The exact line of entry ``seq``."""
-        if not 0 <= seq < self.size:
-            raise IndexError(seq)
-        for _seq, line in read_forward(self.segment_of(seq), seq):
-            return line
-        raise IndexError(seq)
 
 
 class AuditLog:
@@ -124,6 +105,11 @@ class AuditLog:
         opened = cls(directory, segments, tree, chain, signer, clock)
         opened._recover()
         return opened
+
+    @property
+    def signed_size(self) -> int:
+        """Entries covered by the latest checkpoint."""
+        return self._signed_size()
 
     def _signed_size(self) -> int:
         latest = self.chain.latest
@@ -191,14 +177,7 @@ class AuditLog:
         """Re-derive tree nodes and stream positions for entries ``start``..``end``."""
         leaves: list[bytes] = []
         for seq, line in self._lines(start, end):
-            try:
-                parsed = entry.parse_line(line)
-                self._hwm[str(parsed["stream"])] = int(parsed["stream_seq"])
-                self._last_received = str(parsed["received"])
-            except (entry.EntryError, KeyError, ValueError, TypeError):
-                raise LogCorrupt(f"entry {seq} is damaged; run verify", seq) from None
-            if parsed["seq"] != seq:
-                raise LogCorrupt(f"entry {seq} carries sequence {parsed['seq']}", seq)
+            self._absorb(seq, line)
             leaves.append(merkle.leaf_hash(line))
             if len(leaves) >= _REPLAY_BATCH:
                 self._tree.append(leaves)
@@ -208,6 +187,25 @@ class AuditLog:
             log.info("replayed log tail", extra={"from_seq": start, "entries": end - start})
         if not self._last_received and end > 0:
             self._last_received = entry.received_of(self._snapshot_line(end - 1))
+
+    def _absorb(self, seq: int, line: bytes) -> None:
+        """Take a stored line's stream mark and receive time (replay and adoption)."""
+        try:
+            parsed = entry.parse_line(line)
+            self._hwm[str(parsed["stream"])] = int(parsed["stream_seq"])
+            self._last_received = max(self._last_received, str(parsed["received"]))
+        except (entry.EntryError, KeyError, ValueError, TypeError):
+            raise LogCorrupt(f"entry {seq} is damaged; run verify", seq) from None
+        if parsed["seq"] != seq:
+            raise LogCorrupt(f"entry {seq} carries sequence {parsed['seq']}", seq)
+
+    def lines(self, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+        """(seq, line) of the written entries ``start``..``end`` (the writer's view)."""
+        return self._lines(start, end)
+
+    def add_public_key(self, pem: bytes) -> None:
+        """List another key that signed checkpoints of this log in ``checkpoint.pub``."""
+        publish_public_key(self.directory / PUBLIC_KEY_FILE, load_public_pem(pem))
 
     def _lines(self, start: int, end: int) -> Iterator[tuple[int, bytes]]:
         for seg in self._segments.snapshot():
@@ -236,67 +234,124 @@ class AuditLog:
         """The highest stream sequence of ``stream`` that is in the log (0: none)."""
         return self._hwm.get(stream, 0)
 
-    def reset_stream(self, stream: str) -> None:
-        """Log that ``stream`` restarted its sequence, and start its deduplication afresh.
+    def stage_reset(self, stream: str) -> Staged:
+        """The entry noting that ``stream`` restarted its sequence (its mark starts afresh).
 
         The note is an entry of its own (stream sequence 0), so the log shows why the
         stream's sequence goes back, and replay and ``verify`` reset their marks there.
         """
         note = {"event": "stream_sequence_reset", "previous_stream_seq": self.hwm(stream)}
         body = orjson.dumps({"stream": stream, **note})
-        self._write([entry.Incoming(stream, 0, subjects.LOGGER_STREAM_RESET, body)])
-        self._hwm[stream] = 0
+        reset = entry.Incoming(stream, 0, subjects.LOGGER_STREAM_RESET, body)
+        return self._stage([reset], {**self._hwm, stream: 0}, [], 0)
+
+    def reset_stream(self, stream: str) -> None:
+        """Write ``stage_reset(stream)`` (the log alone, without a replica)."""
+        self.apply(self.stage_reset(stream))
 
     def _received_now(self) -> str:
         # Receive times never go backwards, so log order is time order (see entry.py).
-        now = entry.stamp(self._clock.now())
-        self._last_received = max(now, self._last_received)
-        return self._last_received
+        return max(entry.stamp(self._clock.now()), self._last_received)
 
-    def commit(self, messages: Sequence[entry.Incoming]) -> Committed:
-        """Write, fsync and hash ``messages`` (skipping ones already logged).
+    def stage(self, messages: Sequence[entry.Incoming]) -> Staged:
+        """Build the lines for ``messages`` (skipping ones already logged); nothing changes yet.
 
         A message that jumps over stream sequences is preceded by a gap entry (see
         ``gaps``): whatever the caller does, the log never skips a sequence silently.
         """
         lines: list[entry.Incoming] = []
         found: list[tuple[int, Gap]] = []
+        hwm, duplicates = dict(self._hwm), 0
         for msg in messages:
-            mark = self._hwm.get(msg.stream, 0)
+            mark = hwm.get(msg.stream, 0)
             if msg.stream_seq <= mark:
-                self.duplicates += 1
+                duplicates += 1
                 continue
             gap = gap_before(mark, msg)
             if gap is not None:
                 found.append((self._tree.size + len(lines), gap))
                 lines.append(gap_note(gap, msg.stored_ns))
             lines.append(msg)
-            self._hwm[msg.stream] = msg.stream_seq
-        self._write(lines)
-        return Committed(len(lines) - len(found), found)
+            hwm[msg.stream] = msg.stream_seq
+        return self._stage(lines, hwm, found, duplicates)
 
-    def _write(self, messages: Sequence[entry.Incoming]) -> None:
-        if not messages:
-            return
+    def _stage(
+        self,
+        messages: list[entry.Incoming],
+        hwm: dict[str, int],
+        gaps: list[tuple[int, Gap]],
+        duplicates: int,
+    ) -> Staged:
         received, first = self._received_now(), self._tree.size
         lines = [entry.build_line(first + i, received, msg) for i, msg in enumerate(messages)]
-        self._segments.append(lines, received)
+        written = len(lines) - len(gaps) - sum(m.stream_seq == 0 for m in messages)
+        return Staged(first, received, lines, hwm, gaps, written, duplicates)
+
+    def apply(self, staged: Staged) -> Committed:
+        """Write, fsync and hash a staged batch (staged against the log as it still is)."""
+        if staged.first != self._tree.size:
+            raise LogCorrupt(f"a batch staged at entry {staged.first} is stale", staged.first)
+        self.duplicates += staged.duplicates
+        if staged.lines:
+            self._segments.append(staged.lines, staged.received)
+            self._segments.sync()
+            self._tree.append([merkle.leaf_hash(line) for line in staged.lines])
+            self._last_received = staged.received
+        self._hwm = dict(staged.hwm)
+        self._publish()
+        return Committed(staged.written, staged.gaps)
+
+    def commit(self, messages: Sequence[entry.Incoming]) -> Committed:
+        """Stage and write ``messages`` at once (the log alone, without a replica)."""
+        return self.apply(self.stage(messages))
+
+    def adopt(self, lines: Sequence[bytes]) -> None:
+        """Append lines written before by this log's writer (read back from its replica).
+
+        They are taken as they are — the next checkpoint adopted must match them — and
+        each must carry the next sequence number.
+        """
+        first = self._tree.size
+        for i, line in enumerate(lines):
+            self._absorb(first + i, line)
+        start = 0
+        for i in range(1, len(lines) + 1):
+            # Grouped by receive time, so each segment's time range stays exact.
+            if i == len(lines) or entry.received_of(lines[i]) != entry.received_of(lines[start]):
+                self._segments.append(list(lines[start:i]), entry.received_of(lines[start]))
+                start = i
         self._segments.sync()
         self._tree.append([merkle.leaf_hash(line) for line in lines])
         self._publish()
 
-    def checkpoint(self) -> Checkpoint | None:
-        """Sign the current tree head if it grew since the last checkpoint."""
+    def next_checkpoint(self) -> Checkpoint | None:
+        """Sign the current tree head if it grew since the last checkpoint (not yet recorded)."""
         size, latest = self._tree.size, self.chain.latest
         if size == 0 or (latest is not None and latest.tree_size == size):
             return None
         root = self._tree.subtree(0, size)
-        self._tree.sync()
         when = entry.stamp(self._clock.now())
-        cp = sign_checkpoint(self._signer, self.chain.log_id, size, root, when, latest)
+        return sign_checkpoint(self._signer, self.chain.log_id, size, root, when, latest)
+
+    def add_checkpoint(self, cp: Checkpoint) -> None:
+        """Record ``cp`` (it must extend the chain and match the tree) with the anchor state."""
+        if not chain_link_ok(self.chain.latest, cp):
+            raise LogCorrupt(f"checkpoint of tree size {cp.tree_size} does not extend the chain")
+        if not 0 < cp.tree_size <= self._tree.size:
+            raise LogCorrupt(f"checkpoint covers {cp.tree_size} entries", cp.tree_size)
+        if self._tree.subtree(0, cp.tree_size) != cp.root_hash:
+            raise LogCorrupt(f"the entries do not match checkpoint {cp.tree_size}", cp.tree_size)
+        self._tree.sync()
         self.chain.append(cp)
-        state = {"size": size, "hwm": self._hwm, "created": self.stream_created}
-        atomic_write(self.directory / STATE_FILE, orjson.dumps(state))
+        if cp.tree_size == self._tree.size:  # the recovery anchor needs the marks at its size
+            state = {"size": cp.tree_size, "hwm": self._hwm, "created": self.stream_created}
+            atomic_write(self.directory / STATE_FILE, orjson.dumps(state))
+
+    def checkpoint(self) -> Checkpoint | None:
+        """Sign and record a checkpoint if the log grew (the log alone, without a replica)."""
+        cp = self.next_checkpoint()
+        if cp is not None:
+            self.add_checkpoint(cp)
         return cp
 
     def close(self) -> None:

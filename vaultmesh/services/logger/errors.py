@@ -29,3 +29,7 @@ class LogCorrupt(LoggerError):
 
 class CheckpointError(LoggerError):
     """A checkpoint file is malformed."""
+
+
+class WriterFenced(LoggerError):
+    """Another logger wrote to the replicated log since this one: this one must stop writing."""

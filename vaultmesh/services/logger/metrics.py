@@ -38,6 +38,17 @@ class CaptureMetrics:
         )
         self.checkpoints = metrics.counter("vaultmesh_logger_checkpoints_total", "Checkpoints.")
         self.write_errors = metrics.counter("vaultmesh_logger_write_errors_total", "Failed writes.")
+        self.adopted = metrics.counter(
+            "vaultmesh_logger_adopted_entries_total",
+            "Entries copied from the replicated log into the local one (restore or catch-up).",
+        )
+        self.replica_errors = metrics.counter(
+            "vaultmesh_logger_replica_errors_total",
+            "Publishes to the replicated log that failed (the writer then levels and retries).",
+        )
+        self.fenced = metrics.gauge(
+            "vaultmesh_logger_fenced", "1 when another logger claimed the log and this one stopped."
+        )
         self.size = metrics.gauge("vaultmesh_logger_tree_size", "Entries in the log.")
         self.signed = metrics.gauge("vaultmesh_logger_signed_size", "Entries under a checkpoint.")
         self.service = name

@@ -22,9 +22,9 @@ from typing import Any
 
 import orjson
 
-from vaultmesh.services.logger.auditlog import LogSnapshot
 from vaultmesh.services.logger.entry import DEFAULT_SEVERITY, SEVERITIES
 from vaultmesh.services.logger.segments import Segment, read_backward, read_forward
+from vaultmesh.services.logger.snapshot import LogSnapshot
 from vaultmesh.shared import subjects
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
+import socket
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,8 +20,9 @@ from vaultmesh.services.logger.auditlog import AuditLog
 from vaultmesh.services.logger.authwatch import AuthWatch
 from vaultmesh.services.logger.capture import Capture
 from vaultmesh.services.logger.config import LoggerSettings
-from vaultmesh.services.logger.errors import LogCorrupt, SigningKeyError
+from vaultmesh.services.logger.errors import LogCorrupt, SigningKeyError, WriterFenced
 from vaultmesh.services.logger.metrics import CaptureMetrics
+from vaultmesh.services.logger.replica import Replica
 from vaultmesh.services.logger.signing import Signer, load_signing_key
 from vaultmesh.shared import subjects
 from vaultmesh.shared.clock import Clock, SystemClock
@@ -27,7 +31,7 @@ from vaultmesh.shared.errors import Unavailable
 from vaultmesh.shared.metrics import ServiceMetrics
 from vaultmesh.shared.micro import MicroService
 from vaultmesh.shared.runtime import Builder, Lifecycle
-from vaultmesh.shared.streams import StreamLimits, audit_config, events_config
+from vaultmesh.shared.streams import StreamLimits, audit_config, events_config, logger_log_config
 
 
 class LoggerService(Lifecycle):
@@ -40,6 +44,27 @@ class LoggerService(Lifecycle):
         self._capture = capture
         self._micro = micro
         self.watch = watch
+        # Called once this logger stood down because another claimed the log (the process
+        # entry point ends the process; a test just looks).
+        self.on_fenced: Callable[[], object] | None = None
+        self._standing_down: asyncio.Task[None] | None = None
+        capture.on_fenced = self._fenced
+
+    @property
+    def fenced(self) -> bool:
+        """True once another logger claimed the log and this one stopped writing."""
+        return self._capture.fenced
+
+    def _fenced(self) -> None:
+        self._standing_down = asyncio.get_running_loop().create_task(self._stand_down())
+
+    async def _stand_down(self) -> None:
+        # Queries would read a log that no longer grows: leave them to the new writer.
+        if self.watch is not None:
+            await self.watch.stop()
+        await self._micro.stop()
+        if self.on_fenced is not None:
+            self.on_fenced()
 
     @property
     def log(self) -> AuditLog:
@@ -52,6 +77,14 @@ class LoggerService(Lifecycle):
             await self._capture.start()
         except NatsError as exc:
             raise Unavailable(f"JetStream is not usable: {type(exc).__name__}") from None
+        except WriterFenced as exc:
+            raise Unavailable(str(exc)) from None
+        except LogCorrupt as exc:
+            raise ConfigError(
+                f"log in {self.log.directory} refused: {exc}; inspect it with "
+                f"`vaultmesh logs verify --dir {self.log.directory}`, or move it aside: "
+                "the logger then rebuilds it from the replicated log"
+            ) from None
         await self._micro.start()
         if self.watch is not None:
             await self.watch.start()
@@ -73,6 +106,11 @@ def _signer(settings: LoggerSettings) -> Signer:
         return Signer(load_signing_key(settings.logger_signing_key_file))
     except SigningKeyError as exc:
         raise ConfigError(f"VAULTMESH_LOGGER_SIGNING_KEY_FILE: {exc}") from None
+
+
+def _writer_id() -> str:
+    """Names this process in its claim of the log (for an operator reading the stream)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def _streams(settings: LoggerSettings) -> list[StreamConfig]:
@@ -106,6 +144,8 @@ async def _build(
     )
     js = nc.jetstream()
     capture_metrics = CaptureMetrics(metrics)
+    limits = StreamLimits(replicas=settings.stream_replicas)
+    replica = Replica(js, logger_log_config(limits), writer=_writer_id())
     capture = Capture(
         js,
         await _open(open_log, settings.data_dir),
@@ -116,6 +156,8 @@ async def _build(
         metrics=capture_metrics,
         alerts=GapAlerts(js, clock, capture_metrics, incidents=settings.logger_gap_incidents),
         reopen=open_log,
+        replica=replica,
+        max_payload=nc.max_payload,
     )
     micro = MicroService(
         nc,

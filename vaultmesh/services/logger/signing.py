@@ -91,6 +91,17 @@ def load_public_keys(path: Path) -> dict[str, Ed25519PublicKey]:
     return keys
 
 
+def load_public_pem(pem: bytes) -> Ed25519PublicKey:
+    """The Ed25519 public key in one PEM block; raise SigningKeyError when it is not one."""
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except ValueError:
+        raise SigningKeyError("malformed public key") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise SigningKeyError("not an Ed25519 public key")
+    return key
+
+
 def publish_public_key(path: Path, key: Ed25519PublicKey) -> None:
     """Make sure ``path`` lists ``key`` (appending it after earlier keys, atomically)."""
     existing = path.read_bytes() if path.exists() else b""
