@@ -20,7 +20,7 @@ WITH_GATEWAY = (*PACKAGES, "gateway")
 BUS_ADAPTERS = {
     "fleet": {"tail", "writer", "history", "service"},
     "vault": {"audit", "kv_store", "service"},
-    "logger": {"capture", "feed", "alerts", "authwatch", "service"},
+    "logger": {"capture", "feed", "alerts", "authwatch", "replica", "service"},
     "agent": {"nats_sender"},
 }
 # The builder names the packages used before they shared one.

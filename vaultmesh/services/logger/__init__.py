@@ -2,11 +2,12 @@
 
 The shape every service package shares:
 
-- ``__main__``: ``run_service(LoggerSettings, "logger", build_for)`` (the shared runtime);
+- ``__main__``: ``run_service(LoggerSettings, "logger", ...)`` (the shared runtime) with
+  ``build_for``, ending the process when another logger claims the log;
 - ``api``: the bus handlers of ``logs.*`` (view, stats, proof, checkpoint);
 - ``service``: the running component (``LoggerService``) and its one builder, ``build_for``;
 - ``errors``: this package's errors, under ``vaultmesh.shared.errors.VaultMeshError``;
-- the domain (``auditlog``, ``merkle``, ``segments``, ``query``, ``checkpoint`` ...), which
-  never imports ``nats``; only the bus adapters ``capture``, ``feed``, ``alerts``,
-  ``authwatch`` and ``service`` do.
+- the domain (``auditlog``, ``merkle``, ``segments``, ``query``, ``checkpoint``,
+  ``chunks``, ``catchup`` ...), which never imports ``nats``; only the bus adapters
+  ``capture``, ``feed``, ``alerts``, ``authwatch``, ``replica`` and ``service`` do.
 """

@@ -243,6 +243,26 @@ class Capture(Lifecycle):
             except Exception:  # keep capturing; the next batch or a restart recovers
                 log.exception("writer iteration failed")
                 await asyncio.sleep(RETRY_S)
+        if self.fenced:
+            await self._hand_over()
+
+    async def _hand_over(self) -> None:
+        """Stop fetching and give back what was fetched, for the writer that took over."""
+        for feed in self._feeds.values():
+            await feed.stop()
+        held: list[Msg] = []
+        while not self._queue.empty():
+            held += self._queue.get_nowait().messages
+        await self._give_back(held)
+
+    @staticmethod
+    async def _give_back(messages: list[Msg]) -> None:
+        # Redelivered at once (else only after the consumer's ack wait).
+        try:
+            for msg in messages:
+                await msg.nak()
+        except NatsError as exc:
+            log.warning("giving messages back failed", extra={"error": type(exc).__name__})
 
     async def _write_once(self) -> None:
         items = [it for it in await self._next_items() if it.epoch == it.feed.epoch]
@@ -260,8 +280,10 @@ class Capture(Lifecycle):
             async with self._io:
                 plan, staged = await asyncio.to_thread(self._plan_and_stage, messages)
                 written = await self._write_staged(staged)
-                if written is None:
-                    return  # not acknowledged: redelivered once the feeds are re-anchored
+                if written is None:  # not acknowledged: redelivered to whoever writes next
+                    if self.fenced:
+                        await self._give_back(messages)
+                    return
                 committed, self._fresh = written, plan.fresh
         except OSError:
             log.exception("log write failed; reopening the log")

@@ -5,7 +5,8 @@ a task that fetches batches into the writer's queue. ``anchor`` re-creates the
 consumer at a given stream sequence (the log decides where to resume). While
 idle the feed checks now and then that its consumer still exists; if it was
 deleted (by an operator, or with its stream) the feed reports itself lost and
-the writer re-anchors it.
+the writer re-anchors it; likewise when messages stay unacknowledged while it gets
+none (another client holds them).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class Feed:
         log.info("consumer anchored", extra={"stream": self.stream, "start_seq": start_seq})
 
     async def _run(self, epoch: int, sub: JetStreamContext.PullSubscription) -> None:
-        checked = time.monotonic()
+        checked, seen = time.monotonic(), None
         try:
             while True:
                 try:
@@ -100,24 +101,36 @@ class Feed:
                     await asyncio.sleep(RETRY_S)
                 else:
                     await self._out.put(Fetched(self, epoch, messages))
+                    if messages:
+                        seen = None
                     continue
                 checked = time.monotonic()
-                if not await self._consumer_exists():
+                state = await self._consumer_state()
+                if state is None:
+                    log.warning("consumer gone", extra={"stream": self.stream})
                     break
-            log.warning("consumer gone", extra={"stream": self.stream})
+                if state == seen and state[1] > 0:
+                    # Idle, yet messages wait for an acknowledgement twice at the same floor:
+                    # another client holds them (a logger that stood down, a pull response
+                    # lost on a reconnect). Re-anchoring redelivers them now, not after the
+                    # ack wait; if they were this logger's own, they are skipped as repeats.
+                    log.warning("messages held elsewhere", extra={"stream": self.stream})
+                    break
+                seen = state
             await self._out.put(Fetched(self, epoch, [], lost=True))
         finally:
             with contextlib.suppress(NatsError):
                 await sub.unsubscribe()
 
-    async def _consumer_exists(self) -> bool:
+    async def _consumer_state(self) -> tuple[int, int] | None:
+        """(ack floor, messages awaiting acknowledgement) of the consumer; None: it is gone."""
         try:
-            await self._js.consumer_info(self.stream, subjects.DURABLE_LOGGER)
+            info = await self._js.consumer_info(self.stream, subjects.DURABLE_LOGGER)
         except NotFoundError:
-            return False
+            return None
         except NatsError:
-            return True  # cannot tell now (e.g. reconnecting): assume it is there
-        return True
+            return (-1, 0)  # cannot tell now (e.g. reconnecting): assume all is well
+        return (info.ack_floor.stream_seq if info.ack_floor else 0, info.num_ack_pending or 0)
 
     async def stop(self) -> None:
         """Stop fetching (idempotent); unacknowledged messages are redelivered later."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import signal
 import socket
 import uuid
 from collections.abc import Callable
@@ -179,3 +180,15 @@ def build_for(settings: LoggerSettings, clock: Clock | None = None) -> Builder:
         return await _build(nc, metrics, settings, clock or SystemClock())
 
     return build
+
+
+def ending_when_fenced(build: Builder) -> Builder:
+    """``build``, whose logger ends its process (as on SIGTERM) once another claims the log."""
+
+    async def wrapped(nc: Client, metrics: ServiceMetrics) -> LoggerService:
+        service = await build(nc, metrics)
+        assert isinstance(service, LoggerService)
+        service.on_fenced = lambda: os.kill(os.getpid(), signal.SIGTERM)
+        return service
+
+    return wrapped
