@@ -2,8 +2,7 @@
 
 The shape every service package shares:
 
-- ``__main__``: ``run_service(LoggerSettings, "logger", ...)`` (the shared runtime) with
-  ``build_for``, ending the process when another logger claims the log;
+- ``__main__``: ``run_service(LoggerSettings, "logger", build_for)`` (the shared runtime);
 - ``api``: the bus handlers of ``logs.*`` (view, stats, proof, checkpoint);
 - ``service``: the running component (``LoggerService``) and its one builder, ``build_for``;
 - ``errors``: this package's errors, under ``vaultmesh.shared.errors.VaultMeshError``;

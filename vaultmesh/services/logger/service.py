@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-import signal
 import socket
 import uuid
 from collections.abc import Callable
@@ -45,9 +44,6 @@ class LoggerService(Lifecycle):
         self._capture = capture
         self._micro = micro
         self.watch = watch
-        # Called once this logger stood down because another claimed the log (the process
-        # entry point ends the process; a test just looks).
-        self.on_fenced: Callable[[], object] | None = None
         self._standing_down: asyncio.Task[None] | None = None
         capture.on_fenced = self._fenced
 
@@ -60,12 +56,13 @@ class LoggerService(Lifecycle):
         self._standing_down = asyncio.get_running_loop().create_task(self._stand_down())
 
     async def _stand_down(self) -> None:
-        # Queries would read a log that no longer grows: leave them to the new writer.
+        # Queries would read a log that no longer grows: leave them to the new writer. The
+        # process stays (idle, ``vaultmesh_logger_fenced`` 1) until it is stopped: ending it
+        # would have a restart policy start it again, and the restarted one would claim the
+        # log back from the writer that replaced it.
         if self.watch is not None:
             await self.watch.stop()
         await self._micro.stop()
-        if self.on_fenced is not None:
-            self.on_fenced()
 
     @property
     def log(self) -> AuditLog:
@@ -180,15 +177,3 @@ def build_for(settings: LoggerSettings, clock: Clock | None = None) -> Builder:
         return await _build(nc, metrics, settings, clock or SystemClock())
 
     return build
-
-
-def ending_when_fenced(build: Builder) -> Builder:
-    """``build``, whose logger ends its process (as on SIGTERM) once another claims the log."""
-
-    async def wrapped(nc: Client, metrics: ServiceMetrics) -> LoggerService:
-        service = await build(nc, metrics)
-        assert isinstance(service, LoggerService)
-        service.on_fenced = lambda: os.kill(os.getpid(), signal.SIGTERM)
-        return service
-
-    return wrapped
