@@ -8,8 +8,11 @@ One run, one nats-server, one preloaded AUDIT stream of N audit records:
   entry is written, fsynced, in the Merkle tree and acknowledged.
 
 Each is measured ``--rounds`` times (best kept, to damp a shared machine's noise).
-Also reported: how fast a log is rehashed on start when its tree files are lost
-(the recovery path). The last line is one JSON object: floor, value, ratio.
+The value includes storing every batch in the replicated log (stream LOGGER_LOG)
+before the local write. Also reported: how fast a log is rehashed on start when its
+tree files are lost (``rebuild_rate``), and how fast a logger on an empty volume
+restores the log from LOGGER_LOG (``restore_rate``). The last line is one JSON object:
+floor, value, ratio.
 
     .venv/bin/python benchmarks/logger.py [--quick] [--messages N] [--batch B]
 """
@@ -110,6 +113,25 @@ async def logger_rate(nc: Client, work: Path, count: int, batch: int, key: Path)
     return count / elapsed
 
 
+async def restore_rate(nc: Client, work: Path, count: int, key: Path) -> float:
+    """Entries per second a logger on an empty volume takes back from its replicated log."""
+    settings = LoggerSettings(data_dir=work, logger_signing_key_file=key)
+    service = await build_for(settings, SystemClock())(nc, ServiceMetrics("logger"))
+    assert isinstance(service, LoggerService)
+    started = time.perf_counter()
+    await service.start()  # levels the empty directory with LOGGER_LOG first
+    elapsed = time.perf_counter() - started
+    assert service.log.size == count, service.log.size
+    await service.stop()
+    return count / elapsed
+
+
+async def forget_log(js: JetStreamContext) -> None:
+    """Delete the replicated log, so the next round's logger starts a log of its own."""
+    with contextlib.suppress(NotFoundError):
+        await js.delete_stream(subjects.STREAM_LOGGER_LOG)
+
+
 def rebuild_rate(work: Path, key: Path) -> float:
     """Entries per second rehashed when a log is opened without its tree files."""
     shutil.rmtree(work / TREE_DIR)
@@ -142,8 +164,10 @@ async def run(count: int, batch: int, rounds: int) -> dict[str, float | int | st
             generate_key_file(key)
             floors, values = [], []
             for n in range(rounds):
+                await forget_log(js)
                 floors.append(await floor_rate(js, count, batch, f"floor{n}"))
                 values.append(await logger_rate(nc, tmp / f"log{n}", count, batch, key))
+            restore = await restore_rate(nc, tmp / "restored", count, key)
             rebuild = rebuild_rate(tmp / "log0", key)
             await bus.close(nc)
     finally:
@@ -157,6 +181,7 @@ async def run(count: int, batch: int, rounds: int) -> dict[str, float | int | st
         "messages": count,
         "batch": batch,
         "rebuild_rate": round(rebuild),
+        "restore_rate": round(restore),
     }
 
 
