@@ -248,16 +248,58 @@ async def test_a_local_log_that_differs_from_the_replica_is_refused(
         await publish(nc, 1, 5)
         await wait_for(lambda: logger.log.size == 5, "5 entries")
     # Another log's directory (same key, other entries) put where this one was.
-    stranger = AuditLog.open(
-        tmp_path / "stranger",
-        signer=logger.log._signer,
-        clock=SystemClock(),
-        log_id="vaultmesh-audit",
-        segment_bytes=1 << 20,
-    )
+    stranger = local_log(tmp_path / "stranger", logger)
     stranger.commit([Incoming(subjects.STREAM_AUDIT, 1, SUBJECT, b'{"n": 99}')])
     stranger.checkpoint()
     stranger.close()
     with pytest.raises(ConfigError, match="differ"):
         async with running(bus_settings, data_dir, tmp_path / "stranger"):
+            pass
+
+
+def local_log(directory: Path, key_from: LoggerService) -> AuditLog:
+    return AuditLog.open(
+        directory,
+        signer=key_from.log._signer,
+        clock=SystemClock(),
+        log_id="vaultmesh-audit",
+        segment_bytes=1 << 20,
+    )
+
+
+async def test_a_log_from_before_the_replica_moves_into_it(
+    fresh_streams: None, bus_settings: BusSettings, nc: Client, data_dir: Path, tmp_path: Path
+) -> None:
+    async with running(bus_settings, data_dir, tmp_path / "scratch") as (scratch, _metrics):
+        pass  # only for its signing key
+    js = nc.jetstream()
+    await js.delete_stream(subjects.STREAM_LOGGER_LOG)  # as before the replica existed
+    old = local_log(data_dir / "log", scratch)
+    old.commit([Incoming(subjects.STREAM_AUDIT, n, SUBJECT, b'{"n": %d}' % n) for n in (1, 2, 3)])
+    old.checkpoint()
+    old.commit([Incoming(subjects.STREAM_AUDIT, 4, SUBJECT, b'{"n": 4}')])
+    old.close()
+    async with running(bus_settings, data_dir, data_dir / "log") as (_upgraded, _metrics):
+        pass  # (AUDIT is new here, so it also notes the stream's reset: entry 4)
+    entries = lines(data_dir / "log")
+    assert len(entries) == 5
+    shutil.rmtree(data_dir / "log")
+    async with running(bus_settings, data_dir, data_dir / "log") as (restored, _metrics):
+        assert restored.log.size == 5
+    assert lines(data_dir / "log") == entries
+    report = verify_dir(data_dir / "log")
+    assert report.ok, report.problems
+
+
+async def test_entries_added_to_the_directory_behind_the_loggers_back_are_refused(
+    fresh_streams: None, bus_settings: BusSettings, nc: Client, data_dir: Path
+) -> None:
+    async with running(bus_settings, data_dir, data_dir / "log") as (logger, _metrics):
+        await publish(nc, 1, 3)
+        await wait_for(lambda: logger.log.size == 3, "3 entries")
+    forged = local_log(data_dir / "log", logger)
+    forged.commit([Incoming(subjects.STREAM_AUDIT, 4, SUBJECT, b'{"n": 4, "forged": true}')])
+    forged.close()
+    with pytest.raises(ConfigError, match="lacks"):
+        async with running(bus_settings, data_dir, data_dir / "log"):
             pass

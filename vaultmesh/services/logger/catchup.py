@@ -11,8 +11,9 @@ On start (and after a failure the writer cannot place) the logger:
    is adopted is exactly what was signed — and the public keys of past writers;
 3. claims the log (``Replica.claim``), which fails if another writer appended
    meanwhile: then it starts over;
-4. publishes what only the local log holds (a log written before the replica
-   existed): its lines and checkpoints, in order.
+4. publishes the local log into an empty replica (a log written before the replica
+   existed): its lines and checkpoints, in order. A local log ahead of a replica that
+   is not empty is refused: nothing is written locally before it is replicated.
 """
 
 from __future__ import annotations
@@ -107,10 +108,28 @@ async def _push(auditlog: AuditLog, replica: Replica, head: Head) -> int:
     return done - head.entries
 
 
+def _empty(head: Head) -> bool:
+    return head.entries == 0 and head.checkpoint is None
+
+
 async def adopt(auditlog: AuditLog, replica: Replica) -> tuple[int, Head]:
-    """Append to ``auditlog`` what only ``replica`` holds: (entries adopted, the replica's head)."""
+    """Append to ``auditlog`` what only ``replica`` holds: (entries adopted, the replica's head).
+
+    The local log may only be ahead of an empty replica (a log from before the replica
+    existed): every entry and checkpoint is replicated before it is written locally, so
+    anything else ahead was added to the directory behind the logger's back.
+    """
     head = await replica.head()
-    return await _adopt(auditlog, replica, head), head
+    adopted = await _adopt(auditlog, replica, head)
+    latest = auditlog.chain.latest
+    signed = head.checkpoint.tree_size if head.checkpoint else 0
+    ahead = auditlog.size > head.entries or (latest is not None and latest.tree_size > signed)
+    if ahead and not _empty(head):
+        raise LogCorrupt(
+            f"the local log holds entries or checkpoints the replicated log lacks "
+            f"({auditlog.size} entries against {head.entries})"
+        )
+    return adopted, head
 
 
 async def level_and_claim(auditlog: AuditLog, replica: Replica) -> tuple[int, int]:
@@ -124,7 +143,7 @@ async def level_and_claim(auditlog: AuditLog, replica: Replica) -> tuple[int, in
         except WriterFenced:
             log.warning("the replicated log moved while catching up; again", extra={"n": attempt})
             continue
-        pushed = await _push(auditlog, replica, head)
+        pushed = await _push(auditlog, replica, head) if _empty(head) else 0
         if adopted or pushed:
             log.info(
                 "log levelled with its replica",
