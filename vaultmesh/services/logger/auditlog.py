@@ -9,9 +9,12 @@ Directory layout (``VAULTMESH_DATA_DIR``)::
     state.json                           recovery anchor: tree size and stream positions
                                          as of the last checkpoint
 
-Durability: ``commit`` writes a batch, fsyncs it once, then extends the tree;
-only then may the caller acknowledge the messages. A jump in a stream's
-sequence is written as a gap entry before the message after it (``gaps``).
+Durability: ``commit`` (``stage`` then ``apply``) writes a batch, fsyncs it once, then
+extends the tree; only then may the caller acknowledge the messages. The running
+logger stores each staged batch and each checkpoint in its replicated copy first
+(``replica``), and ``adopt``/``add_checkpoint`` take back what only that copy holds.
+A jump in a stream's sequence is written as a gap entry before the message after it
+(``gaps``).
 ``checkpoint`` fsyncs the tree files, signs, appends to the chain and writes
 ``state.json``. On ``open`` the log cuts a torn tail, rolls the tree back to the
 anchor, replays the entries written since (re-deriving the tree and each
