@@ -18,7 +18,7 @@ PACKAGES = ("fleet", "vault", "logger", "agent")
 WITH_GATEWAY = (*PACKAGES, "gateway")
 # The modules of each package that may talk to NATS directly (see its docstring).
 BUS_ADAPTERS = {
-    "fleet": {"tail", "writer", "history", "service"},
+    "fleet": {"tail", "writer", "history", "lease", "statewatch", "service"},
     "vault": {"audit", "kv_store", "service"},
     "logger": {"capture", "feed", "alerts", "authwatch", "service"},
     "agent": {"nats_sender"},
