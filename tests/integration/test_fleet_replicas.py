@@ -30,13 +30,17 @@ from tests.integration.test_fleet_support import (
     stream_events,
     wait_for,
 )
+from tests.integration.test_vault_helpers import (  # noqa: F401 (fixture)
+    AuthNats,
+    auth_nats,
+)
 from vaultmesh.services.fleet.config import FleetSettings
 from vaultmesh.services.fleet.derived import parse_record, parse_tombstone
 from vaultmesh.services.fleet.service import FleetService
 from vaultmesh.services.gateway.fleet_client import FleetClient
 from vaultmesh.shared import bus, subjects
 from vaultmesh.shared.clock import ManualClock
-from vaultmesh.shared.errors import NotFound
+from vaultmesh.shared.errors import NotFound, Unavailable
 from vaultmesh.shared.metrics import ServiceMetrics
 from vaultmesh.shared.models.fleet import NodeStatus
 from vaultmesh.shared.natsserver import NatsServer
@@ -124,8 +128,15 @@ async def _statuses_are(nc: Client, node: str, expected: list[str]) -> bool:
 
 
 async def status_via_api(nc: Client, node: str) -> NodeStatus:
-    view = await FleetClient(nc).get_node(UUID(node))
-    return view.status
+    """The node's status as the queue group answers, retried as a client would: a request
+    routed to a replica in the instant it died goes unanswered."""
+    for _ in range(5):
+        try:
+            view = await FleetClient(nc).get_node(UUID(node))
+        except Unavailable:
+            continue
+        return view.status
+    raise AssertionError("no replica answered")
 
 
 def lease(ttl_s: int, url: str) -> FleetSettings:
@@ -282,3 +293,38 @@ async def _stored(nc: Client, node: str) -> bytes:
     kv = await nc.jetstream().key_value(subjects.KV_FLEET_STATE)
     entry = await kv.get(node)
     return entry.value or b""
+
+
+async def test_a_pending_record_never_overwrites_another_replicas_tombstone(
+    auth_nats: AuthNats,  # noqa: F811
+) -> None:
+    # Both replicas run as the ``fleet`` identity, under the server's permissions.
+    ident = auth_nats.settings("fleet")
+    settings = settings_for(
+        auth_nats.server.url,
+        nats_user=ident.nats_user,
+        nats_password=ident.nats_password,
+        fleet_lease_ttl_s=LONG_LEASE_S,
+    )
+    agent = await auth_nats.connect("agent")  # publishes heartbeats, as agents do
+    reader = await auth_nats.connect("provisioner")  # reads the bucket and EVENTS back
+    node = str(uuid4())
+    try:
+        async with replica(settings, 0.0) as a, replica(settings, 0.3) as b:
+            assert a.service.writer is not None
+            assert a.service.state is not None
+            await publish(agent, node, heartbeat(node, interval_s=10))
+            await wait_for(lambda: a.knows(node) and b.knows(node), what="both registered")
+            await settle(reader, a)
+            await a.service.state.stop()  # a will not hear of the delete before writing
+
+            async with a.service.writer._lock:  # hold a's writer while the change is pending
+                sweep_at(50, a)  # ATTN: a record to write
+                assert await b.service.delete(node, "admin") is not None
+            await a.flush()  # the compare-and-set misses: a finds the tombstone and drops it
+
+            assert parse_tombstone(await _stored(reader, node)) is not None
+            assert await statuses(reader, node) == ["OK"]  # nor is ATTN announced
+    finally:
+        for client in (agent, reader):
+            await bus.close(client)

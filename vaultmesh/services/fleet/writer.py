@@ -144,10 +144,16 @@ class StateWriter(Lifecycle):
         self._announcing.clear()
         self._events = deque(m for m in self._events if m.attention is None)
 
-    def forget(self, node_id: str) -> None:
-        """Drop pending work for a node another replica removed."""
-        self._dirty.pop(node_id, None)
+    def forget(self, node_id: str, *, unrecorded: bool = False) -> None:
+        """Drop pending work for a removed node: its record and, when that record was never
+        stored (``unrecorded``, or still pending), its attention events: an event goes out
+        only after its record."""
+        if node_id in self._dirty:
+            del self._dirty[node_id]
+            unrecorded = True
         self._announcing.pop(node_id, None)
+        if unrecorded:
+            self._events = deque(m for m in self._events if m.attention != node_id)
 
     def changed(self, change: Change) -> None:
         """Note a derived-state change (called on the hot path: no I/O here)."""
@@ -248,6 +254,9 @@ class StateWriter(Lifecycle):
             log.warning("event queue full; dropped the oldest")
 
     async def _write_records(self) -> None:
+        if not self._leading:
+            self._dirty.clear()  # failed writes re-queued after a step-down
+            return
         while self._dirty:
             batch = list(self._dirty)[:_CONCURRENT_PUTS]
             for node_id in batch:
@@ -289,7 +298,7 @@ class StateWriter(Lifecycle):
             node.rev = 0  # a tombstone that aged out
             return True
         if parse_tombstone(entry.value or b"") is not None:
-            self.forget(node.node_id)
+            self.forget(node.node_id, unrecorded=True)
             return False
         node.rev = entry.revision or 0  # written by a holder whose lease had lapsed
         return True
@@ -303,7 +312,9 @@ class StateWriter(Lifecycle):
                 stream=message.stream,
                 headers={MSG_ID_HEADER: message.msg_id},
             )
-            self._events.popleft()
+            # step_down or forget may have replaced the queue while this was on the wire.
+            if self._events and self._events[0] is message:
+                self._events.popleft()
             node_id = message.attention
             if node_id is not None:
                 announcing = self._announcing.get(node_id)
