@@ -183,7 +183,12 @@ class Vault:
     # ---- key terms ---------------------------------------------------------------------
 
     async def rotate(self) -> int:
-        """Start a new key term now; old data stays readable and is rewrapped in the background."""
+        """Start a new key term now; old data stays readable and is rewrapped in the background.
+
+        The newest stored term counts, not this replica's: a rotation another replica made
+        before this request does not stand in for it (one made meanwhile does).
+        """
+        await self._load_terms()
         return await self._rotate_after(self.keyring.active, reason="request")
 
     async def _rotate_after(self, seen: int, reason: str = "limit") -> int:
