@@ -20,9 +20,10 @@ delivers the messages and answers the info request on separate paths, so the inf
 can arrive first while saying the messages were already sent (``num_pending=0``,
 ``delivered.consumer_seq=4`` with 0 received, seen in a reproduction): ``keys()``
 then ends at once and the list is empty. That was the ``assert [] == [...]``
-flake. Here the end of the initial delivery is only taken from the messages
-themselves (``num_pending == 0`` on one), or from a consumer that has delivered
-nothing at all.
+flake (nats-io/nats.py issue 842; still in nats-py 2.16). Each call also left its
+consumer on the server for 5 minutes. Here the initial delivery ends only once
+this client has received what the consumer's info counts as sent or pending, and
+a message says nothing more is pending.
 """
 
 from __future__ import annotations
@@ -69,6 +70,9 @@ class KeyIndex:
         self._paths: list[str] = []
         self._terms: set[int] = set()
         self._seen = 0  # stream sequence of the last message applied
+        self._received = 0  # messages applied from the current consumer
+        self._pending = -1  # num_pending of the last one
+        self._boundary = -1  # messages in the initial delivery at least (-1: not known yet)
         self._loaded = asyncio.Event()
         self._moved = asyncio.Event()  # replaced on every message: wakes every waiter
         self._sub: JetStreamContext.PushSubscription | None = None
@@ -93,6 +97,7 @@ class KeyIndex:
 
     async def _follow(self) -> None:
         self._paths, self._terms, self._seen = [], set(), 0
+        self._received, self._pending, self._boundary = 0, -1, -1
         self._loaded = asyncio.Event()
         self._since = time.monotonic()
         try:
@@ -105,10 +110,12 @@ class KeyIndex:
                 headers_only=True,
                 inactive_threshold=_INACTIVE_S,
             )
+            # The initial delivery holds at least what the consumer had sent or still had to
+            # send when asked (possibly not yet received here); an empty bucket sends nothing.
             info = await self._sub.consumer_info()
             delivered = info.delivered.consumer_seq if info.delivered else 0
-            if info.num_pending == 0 and not delivered:
-                self._loaded.set()  # an empty bucket: no message will say so
+            self._boundary = (info.num_pending or 0) + delivered
+            self._check_loaded()
             await asyncio.wait_for(self._loaded.wait(), LOAD_WAIT_S)
         except (NatsError, TimeoutError) as exc:
             await self.stop()
@@ -125,10 +132,19 @@ class KeyIndex:
         if term is not None and not removed:
             self._terms.add(term)
         self._seen = max(self._seen, meta.sequence.stream)
-        if meta.num_pending == 0:
-            self._loaded.set()
+        self._received += 1
+        self._pending = meta.num_pending
+        self._check_loaded()
         moved, self._moved = self._moved, asyncio.Event()
         moved.set()
+
+    def _check_loaded(self) -> None:
+        # Both conditions: a message's num_pending alone can touch 0 and rise again on a
+        # cluster (nats-io/nats.py PR 995), and the boundary alone misses writes made since.
+        if self._boundary == 0 or (
+            self._boundary > 0 and self._received >= self._boundary and self._pending == 0
+        ):
+            self._loaded.set()
 
     def _apply_path(self, path: str, removed: bool) -> None:
         at = bisect.bisect_left(self._paths, path)
