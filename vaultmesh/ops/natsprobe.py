@@ -19,7 +19,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-DEFAULT_SERVERS = ("nats-1:8222", "nats-2:8222", "nats-3:8222")
+MONITOR_PORT = 8222
+DEFAULT_SERVERS = tuple(f"nats-{n}:{MONITOR_PORT}" for n in (1, 2, 3))
 _JSZ = "/jsz?accounts=true&streams=true&config=true"
 
 
@@ -57,7 +58,7 @@ def server_view(server: str, timeout: float) -> dict[str, Any]:
         }
         jsz = fetch(server, _JSZ, timeout)
     except (OSError, ValueError) as exc:
-        name = server.rsplit(":", 1)[0]
+        name = server.removesuffix(f":{MONITOR_PORT}")
         return {"server": server, "name": name, "error": f"unreachable: {type(exc).__name__}"}
     view["meta"] = jsz.get("meta_cluster")
     view["streams"] = [
