@@ -21,7 +21,8 @@ import pytest
 
 from vaultmesh.cli.main import main
 from vaultmesh.cli.swarm import expected_streams
-from vaultmesh.ops.stackstate import STACK_LABEL
+from vaultmesh.ops import secretfiles
+from vaultmesh.ops.stackstate import STACK_LABEL, secrets_of
 
 pytestmark = [pytest.mark.swarm, pytest.mark.timeout(1500)]
 
@@ -97,8 +98,43 @@ def secret_lines(out: Path) -> set[str]:
     }
 
 
+def upgrade_grants(
+    client: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    out: Path,
+    created: list[str],
+    printed: list[str],
+) -> None:
+    """Unchanged files change no secret; new grants become a new secret the servers get."""
+    code, said = run(capsys, "secrets", str(out))
+    printed.append(said)
+    assert code == 0
+    assert not [line for line in said.splitlines() if line.startswith(("created", "new"))]
+    # What a release with new grants does to the users file (no other way to change it).
+    make = secretfiles.auth_config
+    monkeypatch.setattr(secretfiles, "auth_config", lambda seeds: make(seeds) + "# new\n")
+    code, said = run(capsys, "secrets", str(out))
+    printed.append(said)
+    (new,) = [line.split()[-1] for line in said.splitlines() if line.startswith("new version:")]
+    created.append(new)
+    code, said = run(capsys, "deploy", "--stack", STACK, "-c", str(ROOT / "stack.yml"))
+    printed.append(said)
+    assert code == 0, said
+    assert f"VAULTMESH_STACK_NATS_AUTH_SECRET={new}" in said
+    assert f"VAULTMESH_IMAGE={IMAGE}" in said  # what runs, not stack.yml's default
+    nats = client.services.get(f"{STACK}_nats-2")
+    assert secrets_of(nats)["nats_auth.conf"] == new
+    code, said = run(capsys, "status", "--stack", STACK)
+    printed.append(said)
+    assert code == 0, said
+
+
 def test_secrets_deploy_status(
-    client: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    client: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     out = tmp_path / "stack-secrets"
     code, said = run(capsys, "secrets", str(out))
@@ -130,6 +166,8 @@ def test_secrets_deploy_status(
         printed.append(said)
         assert code == 0
         assert said.rstrip().endswith(f"stack {STACK}: ok")
+
+        upgrade_grants(client, capsys, monkeypatch, out, created, printed)
     finally:
         remove_stack(client, created)
     secrets = secret_lines(out)
