@@ -19,7 +19,7 @@ WITH_GATEWAY = (*PACKAGES, "gateway")
 # The modules of each package that may talk to NATS directly (see its docstring).
 BUS_ADAPTERS = {
     "fleet": {"tail", "writer", "history", "lease", "statewatch", "service"},
-    "vault": {"audit", "kv_store", "service"},
+    "vault": {"audit", "kv_store", "kv_index", "kv_lease", "service"},
     "logger": {"capture", "feed", "alerts", "authwatch", "service"},
     "agent": {"nats_sender"},
 }

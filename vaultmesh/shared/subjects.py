@@ -313,3 +313,8 @@ KV_SESSION_REVOCATIONS = "SESSION_REVOCATIONS"
 def kv_key(bucket: str, key: str) -> str:
     """The subject of ``key`` in KV bucket ``bucket`` (a key is dot-free here: one token)."""
     return f"$KV.{token(bucket)}.{token(key)}"
+
+
+# ---- appended for vault replicas (issue 14) ---------------------------------------------
+# The vault's leases (who runs the background rewrap), one key per lease; see shared/buckets.py.
+KV_VAULT_LEASES = "VAULT_LEASES"
