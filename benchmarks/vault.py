@@ -20,6 +20,11 @@ reports each service process's CPU time per request (from /proc), the figure
 least disturbed by a busy machine. The last line is one JSON
 object with both results and the ratios (targets: vault p50 <= 1.5x echo p50 at
 1 in flight; vault throughput >= 0.6x echo at 50 in flight).
+
+``--backend kv`` runs the vault on the JetStream KV backend instead. ``--list-keys N``
+then also stores N secrets and measures, one request at a time, ``list`` of a
+prefix holding 10 keys, ``list`` of everything, and ``status`` (which counts the
+secrets): p50/p99 latency and the vault's CPU time per request (``vault_list``).
 """
 
 from __future__ import annotations
@@ -80,7 +85,7 @@ def start_echo(url: str) -> subprocess.Popen[bytes]:
     return proc
 
 
-def start_vault(url: str, work: Path) -> subprocess.Popen[bytes]:
+def start_vault(url: str, work: Path, backend: str) -> subprocess.Popen[bytes]:
     """Run the real vault service process."""
     key, acl = work / "master.key", work / "acl.yaml"
     masterkey.write_new(key)
@@ -92,6 +97,7 @@ def start_vault(url: str, work: Path) -> subprocess.Popen[bytes]:
         "VAULTMESH_DATA_DIR": str(work / "vault"),
         "VAULTMESH_VAULT_MASTER_KEY_FILE": str(key),
         "VAULTMESH_VAULT_ACL_FILE": str(acl),
+        "VAULTMESH_VAULT_BACKEND": backend,
         "LOG_LEVEL": "WARNING",
     }
     return subprocess.Popen([sys.executable, "-m", "vaultmesh.services.vault"], env=env, cwd=ROOT)
@@ -217,11 +223,38 @@ def ratios(echo: Any, vault: Any) -> dict[str, float]:
     }
 
 
+async def fill(nc: Client, count: int) -> None:
+    """Store ``count`` secrets under ``bench/many/`` and 10 under ``bench/few/``, 50 at a time."""
+    paths = [f"bench/many/{n:07d}" for n in range(count)] + [f"bench/few/{n}" for n in range(10)]
+    subject = subjects.vault(PRINCIPAL, "set")
+    for start in range(0, len(paths), IN_FLIGHT):
+        batch = paths[start : start + IN_FLIGHT]
+        await asyncio.gather(*(bus.request(nc, subject, {"key": p, "value": "v"}) for p in batch))
+
+
+async def listing(nc: Client, pid: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Latency and vault CPU per request of list (a prefix, everything) and status."""
+    shapes = {
+        "list_prefix_10": (subjects.vault(PRINCIPAL, "list"), b'{"prefix": "bench/few/"}'),
+        "list_all": (subjects.vault(PRINCIPAL, "list"), b"{}"),
+        "status_count": (subjects.vault(PRINCIPAL, "status"), b"{}"),
+    }
+    await fill(nc, args.list_keys)
+    result: dict[str, Any] = {"keys": args.list_keys + 10}
+    for name, (subject, body) in shapes.items():
+        count = max(20, args.requests // 20)
+        before = cpu_seconds(pid)
+        figures = await sequential(nc, subject, body, count)
+        figures["vault_cpu_us_per_request"] = round((cpu_seconds(pid) - before) / count * 1e6, 1)
+        result[name] = figures
+    return result
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Start everything, measure echo then vault, return the result."""
     with tempfile.TemporaryDirectory() as tmp, NatsServer(Path(tmp) / "nats") as server:
         echo_proc = start_echo(server.url)
-        vault_proc = start_vault(server.url, Path(tmp))
+        vault_proc = start_vault(server.url, Path(tmp), args.backend)
         nc = await bus.connect(BusSettings(nats_url=server.url), "bench-client")
         try:
             get_subject = subjects.vault(PRINCIPAL, "get")
@@ -236,12 +269,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 (get_subject, get_body, vault_proc.pid),
                 args,
             )
+            listed = await listing(nc, vault_proc.pid, args) if args.list_keys else None
         finally:
             await bus.close(nc)
             for proc in (echo_proc, vault_proc):
                 proc.terminate()
                 proc.wait(10)
-    result = {"echo": echo, "vault_get": vault, "ratios": ratios(echo, vault)}
+    result = {"backend": args.backend, "echo": echo, "vault_get": vault}
+    result["ratios"] = ratios(echo, vault)
+    if listed is not None:
+        result["vault_list"] = listed
     result["ratios"][f"rps_c{IN_FLIGHT}_per_round"] = per_round
     result["targets_met"] = {
         "p50_c1<=1.5": result["ratios"]["p50_c1"] <= 1.5,
@@ -257,6 +294,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per target")
+    parser.add_argument("--backend", choices=["sqlite", "kv"], default="sqlite")
+    parser.add_argument("--list-keys", type=int, default=0, help="also measure list/status")
     parser.add_argument("--serve-echo", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_echo:

@@ -1,148 +1,25 @@
-"""Generate the Docker secrets of ``stack.yml`` (and optionally create them in the Swarm).
+"""Generate the Docker secrets of ``stack.yml``: ``vaultmesh swarm secrets``, kept for old notes.
 
     python scripts/stack_secrets.py OUT_DIR [--docker]
 
-Writes, only where missing (so re-running never rotates anything by accident),
-files of mode 0600 in OUT_DIR (mode 0700):
-
-- ``admin_tokens``, ``agent_tokens``: one random token each (gateway auth);
-- ``vault_master_key``: the vault's 256-bit master key (base64);
-- ``logger_signing_key``: the logger's Ed25519 checkpoint key;
-- ``nats_seed_<identity>``: one NATS nkey seed per identity (fleet, gateway, vault, logger,
-  scheduler, agent, admin, provisioner, monitor);
-- ``nats_auth.conf``: the nats-server users (nkey public keys) with least-privilege
-  permissions from ``vaultmesh.shared.natsauth.permissions_for``. It holds no secret, so it
-  is written again on every run: a new release's grants reach it (make a new Docker secret
-  of it, see docs/deploy.md);
-- ``nats_cluster.conf``: route credentials and the route list of the 3-node cluster.
-
-With ``--docker`` each file also becomes the Docker secret ``vaultmesh_<file name>``
-unless a secret of that name exists. Secret values are never printed.
+Writes the missing secret files into OUT_DIR (``vaultmesh.ops.secretfiles``); with
+``--docker`` also creates the missing Docker secrets, as ``vaultmesh swarm secrets OUT_DIR``
+does (without it, as ``--files-only``). Secret values are never printed.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import secrets
-import subprocess
 import sys
-from collections.abc import Callable
-from pathlib import Path
 
-import nkeys
-
-from vaultmesh.services.logger.signing import generate_key_file
-from vaultmesh.services.vault import masterkey
-from vaultmesh.shared import natsauth
-
-IDENTITIES = natsauth.BUILTIN
-ROUTE_USER = "route"
-NATS_NODES = ("nats-1", "nats-2", "nats-3")
-ROUTE_PORT = 6222
-PREFIX = "vaultmesh_"
+from vaultmesh.cli.main import main as vaultmesh
 
 
-def write_private(path: Path, text: str) -> None:
-    """Create ``path`` with mode 0600 holding ``text`` (fails if it exists)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-
-
-def new_seed() -> str:
-    """A fresh NATS user nkey seed (``SU...``)."""
-    return bytes(nkeys.encode_seed(secrets.token_bytes(32), nkeys.PREFIX_BYTE_USER)).decode()
-
-
-def public_key(seed: str) -> str:
-    """The public key (``U...``) of a user seed."""
-    return bytes(nkeys.from_seed(bytearray(seed.encode())).public_key).decode()
-
-
-def auth_config(seeds: dict[str, str]) -> str:
-    """The ``authorization`` block included by config/nats/nats.conf.
-
-    Each identity reads only its own reply inbox (VAULTMESH_NATS_INBOX_PREFIX in stack.yml).
-    """
-
-    def entry(name: str, seed: str) -> str:
-        credential = f"nkey: {json.dumps(public_key(seed))}"
-        return natsauth.user_entry(name, credential, private_inboxes=True)
-
-    return natsauth.authorization_block(
-        (entry(name, seed) for name, seed in seeds.items() if name != natsauth.MONITOR),
-        (entry(name, seed) for name, seed in seeds.items() if name == natsauth.MONITOR),
-    )
-
-
-def cluster_config(password: str) -> str:
-    """Route credentials and routes, included inside the ``cluster`` block."""
-    routes = ", ".join(
-        json.dumps(f"nats-route://{ROUTE_USER}:{password}@{node}:{ROUTE_PORT}")
-        for node in NATS_NODES
-    )
-    return (
-        f"authorization {{ user: {json.dumps(ROUTE_USER)}, password: {json.dumps(password)} }}\n"
-        f"routes = [{routes}]\n"
-    )
-
-
-def _once(out: Path, name: str, make: Callable[[Path], None]) -> None:
-    path = out / name
-    if not path.exists():
-        make(path)
-
-
-def generate(out: Path) -> list[Path]:
-    """Write every missing secret file into ``out``; return all secret files."""
-    out.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for name in ("admin_tokens", "agent_tokens"):
-        _once(out, name, lambda p: write_private(p, secrets.token_urlsafe(32) + "\n"))
-    _once(
-        out, "vault_master_key", lambda p: write_private(p, masterkey.encode(masterkey.generate()))
-    )
-    _once(out, "logger_signing_key", generate_key_file)
-    for identity in IDENTITIES:
-        _once(out, f"nats_seed_{identity}", lambda p: write_private(p, new_seed() + "\n"))
-    seeds = {i: (out / f"nats_seed_{i}").read_text().strip() for i in IDENTITIES}
-    auth = out / "nats_auth.conf"
-    auth.unlink(missing_ok=True)
-    write_private(auth, auth_config(seeds))
-    route_password = secrets.token_urlsafe(24)
-    _once(out, "nats_cluster.conf", lambda p: write_private(p, cluster_config(route_password)))
-    return sorted(p for p in out.iterdir() if p.is_file() and not p.name.startswith("."))
-
-
-def create_docker_secrets(files: list[Path]) -> None:
-    """``docker secret create vaultmesh_<name>`` for each file whose secret is missing."""
-    for path in files:
-        name = PREFIX + path.name.replace(".", "_")
-        exists = subprocess.run(
-            ["docker", "secret", "inspect", name], capture_output=True, check=False
-        )
-        if exists.returncode == 0:
-            print(f"exists:  {name}")
-            continue
-        subprocess.run(
-            ["docker", "secret", "create", name, str(path)], check=True, capture_output=True
-        )
-        print(f"created: {name}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("out", type=Path, help="directory for the secret files")
-    parser.add_argument("--docker", action="store_true", help="also create the Docker secrets")
-    args = parser.parse_args(argv)
-    files = generate(args.out)
-    print(f"{len(files)} secret files in {args.out}")
-    if args.docker:
-        create_docker_secrets(files)
-    return 0
+def main(argv: list[str]) -> int:
+    """Translate the old options into ``vaultmesh swarm secrets``."""
+    docker = "--docker" in argv
+    rest = [arg for arg in argv if arg != "--docker"]
+    return vaultmesh(["swarm", "secrets", *rest, *([] if docker else ["--files-only"])])
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -3,16 +3,19 @@
 #
 #   1. engine + swarm (starts a local dockerd as in /work/shared/notes/local-swarm.md when
 #      none answers), base image (debootstrap, when no registry is reachable), image build;
-#   2. Docker secrets (scripts/stack_secrets.py), `docker stack deploy`, wait for every task;
+#   2. `vaultmesh swarm secrets` and `vaultmesh swarm deploy` (waits until every service is
+#      well and the provisioning step completed);
 #   3. heartbeat round trip from containers on the attachable overlay network: one agent
 #      POSTs to the gateway with the host token, one publishes over NATS with its nkey;
 #      the gateway's /api/nodes (admin token) lists both, and refuses without a token;
-#      every container's healthcheck passes; streams are R3 across nats-1..3;
+#      `vaultmesh swarm status`: every container's healthcheck passes, every NATS server
+#      routes to the others, every stream and bucket is R3 across nats-1..3 and current;
 #   4. kill the fleet-state task: Swarm restarts it, and the fleet view comes back from the
 #      streams; stop one NATS server: heartbeats are still stored (2 of 3), it rejoins.
 #   5. remove the stack, its volumes and secrets (KEEP=1 keeps everything).
 #
-# Usage: scripts/swarm_test.sh      (as root; env: STACK, KEEP, BASE_IMAGE, PYTHON)
+# Usage: scripts/swarm_test.sh      (as root; env: STACK, KEEP, BASE_IMAGE, VAULTMESH_IMAGE,
+#        PYTHON: a Python with this project's dependencies and the Docker SDK, `docker`)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -84,25 +87,18 @@ build_image() {
     --build-arg BASE_IMAGE="$BASE_IMAGE" -t "$IMAGE" "$ctx" >/dev/null
 }
 
+vm() { # the operator CLI of this checkout
+  PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m vaultmesh.cli.main "$@"
+}
+
 deploy() {
-  say "secrets and docker stack deploy"
-  PYTHONPATH="$ROOT" "$PYTHON" "$ROOT/scripts/stack_secrets.py" "$SECRETS" --docker
-  (cd "$ROOT" && docker stack deploy -c stack.yml "$STACK" >/dev/null)
-  wait_until 600 "every service of $STACK running" all_running
-  docker service ls --filter "label=com.docker.stack.namespace=$STACK"
+  say "vaultmesh swarm secrets, vaultmesh swarm deploy"
+  vm swarm secrets "$SECRETS"
+  vm swarm deploy --stack "$STACK" -c "$ROOT/stack.yml" --image "$IMAGE" --timeout 600
 }
 
-all_running() { # every long-running service at N/N, and the provisioning step completed
-  local lines
-  lines="$(docker service ls --filter "label=com.docker.stack.namespace=$STACK" \
-    --format '{{.Name}} {{.Replicas}}' | grep -v "^${STACK}_provision ")"
-  [[ -n "$lines" ]] || return 1
-  ! grep -vE ' ([0-9]+)/\1( |$)' <<<"$lines" || return 1
-  provisioned
-}
-
-provisioned() { # the one-shot provision service ran to completion (exit 0)
-  docker service ps "${STACK}_provision" --format '{{.CurrentState}}' | grep -q '^Complete'
+all_running() { # every service at N/N and healthy, the provisioning step completed
+  vm swarm status --stack "$STACK" --no-nats
 }
 
 prepare_checker() {
@@ -153,12 +149,8 @@ assert httpx.get("http://gateway:8088/api/nodes").status_code == 401
 '
 }
 
-all_healthy() { # every running container of the stack reports "healthy"
-  local ids states
-  ids="$(docker ps -q --filter "label=com.docker.stack.namespace=$STACK")"
-  [[ -n "$ids" ]] || return 1
-  states="$(docker inspect --format '{{.State.Health.Status}}' $ids)"
-  ! grep -qv '^healthy$' <<<"$states"
+all_healthy() { # everything `vaultmesh swarm status` checks is well, NATS included
+  vm swarm status --stack "$STACK"
 }
 
 has_both_nodes() {
@@ -167,19 +159,15 @@ has_both_nodes() {
   grep -q swarm-http-agent <<<"$listed" && grep -q swarm-nats-agent <<<"$listed"
 }
 
-streams_are_r3() {
-  in_network -e NATS_URLS="$NATS_URLS" "$IMAGE" python -c '
-import asyncio, os, nats
-async def main():
-    nc = await nats.connect(servers=os.environ["NATS_URLS"].split(","), nkeys_seed="/check/fleet.nk", inbox_prefix="_INBOX_fleet")
-    js = nc.jetstream()
-    for name in ("HEARTBEATS", "EVENTS", "AUDIT"):
-        info = await js.stream_info(name)
-        peers = [info.cluster.leader] + [r.name for r in info.cluster.replicas or []]
-        print(name, "replicas", info.config.num_replicas, "on", sorted(peers))
-        assert info.config.num_replicas == 3 and len(peers) == 3, name
-    await nc.close()
-asyncio.run(main())
+streams_are_r3() { # every stream and bucket on nats-1..3, every replica current
+  vm swarm status --stack "$STACK" --json | "$PYTHON" -c '
+import json, sys
+status = json.load(sys.stdin)
+for stream in status["nats"]["streams"]:
+    peers = sorted(p["name"] for p in stream["peers"])
+    print(stream["name"], "replicas", stream["replicas"], "on", peers)
+    assert stream["replicas"] == 3 and peers == ["nats-1", "nats-2", "nats-3"], stream["name"]
+assert status["ok"], status["problems"]
 '
 }
 
@@ -203,9 +191,8 @@ json_field() { "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)[sys.arg
 redeploy_vault() { # redeploy the stack with MASTER and PREVIOUS key secrets; wait for a new vault
   local before
   before="$(task_container vault)"
-  (cd "$ROOT" && VAULTMESH_STACK_MASTER_KEY_SECRET="$1" \
-    VAULTMESH_STACK_PREVIOUS_MASTER_KEY_SECRET="$2" docker stack deploy -c stack.yml "$STACK" \
-    >/dev/null)
+  VAULTMESH_STACK_MASTER_KEY_SECRET="$1" VAULTMESH_STACK_PREVIOUS_MASTER_KEY_SECRET="$2" \
+    vm swarm deploy --stack "$STACK" -c "$ROOT/stack.yml" >/dev/null
   wait_until 300 "vault redeployed with master key secret $1" new_task_running vault "$before"
 }
 
@@ -286,9 +273,10 @@ main() {
 
   say "container healthchecks"
   wait_until 180 "every container healthy" all_healthy
-  echo "all $(docker ps -q --filter "label=com.docker.stack.namespace=$STACK" | wc -l) containers healthy"
+  all_healthy
 
   say "streams replicated on the three NATS servers"
+  wait_until 120 "every stream R3 and current" streams_are_r3
   streams_are_r3
 
   local killed
@@ -305,6 +293,7 @@ main() {
   wait_until 120 "NATS agent accepted with one server down" nats_agent
   docker service scale -d "${STACK}_nats-2=1" >/dev/null
   wait_until 300 "nats-2 back" all_running
+  wait_until 180 "nats-2 caught up" streams_are_r3
   streams_are_r3
 
   teardown

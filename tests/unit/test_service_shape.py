@@ -18,8 +18,8 @@ PACKAGES = ("fleet", "vault", "logger", "agent")
 WITH_GATEWAY = (*PACKAGES, "gateway")
 # The modules of each package that may talk to NATS directly (see its docstring).
 BUS_ADAPTERS = {
-    "fleet": {"tail", "writer", "history", "service"},
-    "vault": {"audit", "kv_store", "service"},
+    "fleet": {"tail", "writer", "history", "lease", "statewatch", "service"},
+    "vault": {"audit", "kv_store", "kv_index", "kv_lease", "service"},
     "logger": {"capture", "feed", "alerts", "authwatch", "replica", "service"},
     "agent": {"nats_sender"},
 }

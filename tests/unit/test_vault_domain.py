@@ -10,6 +10,7 @@ import pytest
 from vaultmesh.services.vault import masterkey
 from vaultmesh.services.vault.errors import IntegrityError, StaleWrite
 from vaultmesh.services.vault.keyring import Keyring
+from vaultmesh.services.vault.lease import Lease, LocalLease
 from vaultmesh.services.vault.records import Secret, TermRecord
 from vaultmesh.services.vault.vault import Limits, Vault
 from vaultmesh.shared.clock import ManualClock
@@ -32,6 +33,12 @@ class MemoryStore:
 
     async def close(self) -> None:
         """Nothing to close."""
+
+    def rewrap_lease(self) -> Lease:
+        return LocalLease()
+
+    async def has_term(self, term: int) -> bool:
+        return term in self.terms
 
     async def load_terms(self) -> list[TermRecord]:
         return [self.terms[t] for t in sorted(self.terms)]

@@ -7,10 +7,10 @@ import sys
 from collections.abc import Callable, Sequence
 
 from vaultmesh import __version__
-from vaultmesh.cli import agent, logs, nodes, provision, up, vault
+from vaultmesh.cli import agent, logs, nodes, provision, swarm, up, vault
 
 # Each module adds its sub-commands; a sub-command sets ``func`` returning an exit code.
-GROUPS = (up, provision, agent, vault, logs, nodes)
+GROUPS = (up, provision, agent, vault, logs, nodes, swarm)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,3 +31,19 @@ def session_revocations_config(replicas: int = 1) -> KeyValueConfig:
         storage=StorageType.FILE,
         replicas=replicas,
     )
+
+
+def vault_leases_config(replicas: int = 1) -> KeyValueConfig:
+    """VAULT_LEASES: the vault replicas' leases (one key each, e.g. who runs the rewrap).
+
+    A holder writes its entry with a per-message TTL and renews it; the entry of a
+    holder that stopped is removed by the server when its TTL runs out.
+    """
+    return KeyValueConfig(
+        bucket=subjects.KV_VAULT_LEASES,
+        description="Vault replicas' leases (the background rewrap runs on one replica)",
+        history=1,
+        max_value_size=1024,
+        storage=StorageType.FILE,
+        replicas=replicas,
+    )

@@ -113,6 +113,7 @@ def _vault() -> Permissions:
             subjects.audit_of("vault"),
             *subjects.js_info_grants(subjects.STREAM_AUDIT),
             *subjects.kv_grants(subjects.KV_VAULT),
+            *subjects.kv_grants(subjects.KV_VAULT_LEASES),
         ),
         subscribe=(subjects.VAULT_ALL, subjects.SRV_ALL, subjects.INBOX_ALL),
         allow_responses=True,

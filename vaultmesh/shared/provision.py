@@ -45,6 +45,7 @@ def bucket_configs(replicas: int) -> list[KeyValueConfig]:
         streams.kv_config(subjects.KV_FLEET_STATE, replicas),
         streams.kv_config(subjects.KV_VAULT, replicas),
         buckets.session_revocations_config(replicas),
+        buckets.vault_leases_config(replicas),
     ]
 
 

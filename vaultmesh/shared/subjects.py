@@ -315,6 +315,10 @@ def kv_key(bucket: str, key: str) -> str:
     return f"$KV.{token(bucket)}.{token(key)}"
 
 
+# ---- appended for vault replicas (issue 14) ---------------------------------------------
+# The vault's leases (who runs the background rewrap), one key per lease; see shared/buckets.py.
+KV_VAULT_LEASES = "VAULT_LEASES"
+
 # ---- appended for the durable logger (issue 14) ---------------------------------------
 # The logger's replicated log: every entry and checkpoint is stored here before the source
 # message is acknowledged, so a new logger task on an empty volume continues the same log

@@ -6,7 +6,7 @@ The shape every service package shares:
 - ``api``: the bus handlers of ``fleet.api.*`` (thin: validated request in, registry, reply);
 - ``service``: the running component (``FleetService``) and its one builder, ``build_for``;
 - ``errors``: this package's errors, under ``vaultmesh.shared.errors.VaultMeshError``;
-- the domain (``registry``, ``attention``, ``ingest``, ``events``, ``tombstones`` ...),
-  which never imports ``nats``; only the bus adapters ``tail``, ``writer``, ``history``
-  and ``service`` do.
+- the domain (``registry``, ``attention``, ``ingest``, ``events``, ``tombstones``,
+  ``replication``, ``takeover`` ...), which never imports ``nats``; only the bus adapters
+  ``tail``, ``writer``, ``history``, ``lease``, ``statewatch`` and ``service`` do.
 """

@@ -36,6 +36,9 @@ class FleetSettings(ServiceSettings):
     fleet_heartbeat_max_age_s: float = Field(default=7 * DAY, gt=0)
     # A node silent for longer than this leaves the registry and FLEET_STATE; 0: never.
     fleet_node_retention_s: float = Field(default=7 * DAY, ge=0)
+    # The writer lease's TTL: a replica that dies is replaced as the writer within about
+    # this long (whole seconds: the server's per-message TTL granularity).
+    fleet_lease_ttl_s: int = Field(default=10, ge=1, le=300)
 
     @field_validator("fleet_crit_intervals")
     @classmethod

@@ -5,6 +5,11 @@ baseline, registration), never per heartbeat. It also carries the node's last
 known facts at that moment, so a node whose heartbeats have aged out of the
 HEARTBEATS stream is still known (and correctly CRIT) after a restart.
 
+A record written while its node's ``attention`` event is not yet published
+carries that event (``announce``): the writer stores the record first, so if it
+dies before publishing, the replica that takes over publishes it from the record
+(see takeover.py).
+
 A removed node's key holds a ``TombstoneRecord`` instead: the HEARTBEATS
 sequence up to which its heartbeats are history, so a restart's replay does
 not bring it back (see tombstones.py).
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from vaultmesh.shared.models.events import EventEnvelope
 from vaultmesh.shared.models.fleet import NodeStatus, RemovalReason
 
 from .node import NodeState
@@ -43,6 +49,7 @@ class DerivedRecord(BaseModel):
     last_seen: float
     last_heartbeat: float
     skew: int = 0
+    announce: EventEnvelope | None = None
 
 
 class TombstoneRecord(BaseModel):
@@ -56,8 +63,8 @@ class TombstoneRecord(BaseModel):
     cutoff_seq: int
 
 
-def record_of(node: NodeState) -> bytes:
-    """The KV value for ``node``'s current derived state."""
+def record_of(node: NodeState, announce: EventEnvelope | None = None) -> bytes:
+    """The KV value for ``node``'s current derived state (with its unpublished event)."""
     record = DerivedRecord(
         status=node.status,
         reasons=list(node.reasons),
@@ -75,6 +82,7 @@ def record_of(node: NodeState) -> bytes:
         last_seen=node.last_seen,
         last_heartbeat=node.last_heartbeat,
         skew=node.skew,
+        announce=announce,
     )
     return record.model_dump_json().encode()
 
@@ -116,6 +124,7 @@ def node_from_record(node_id: str, record: DerivedRecord) -> NodeState:
     node.drift_since = record.drift_since
     node.status = record.status
     node.reasons = tuple(record.reasons)
+    node.rev = 0  # the caller knows the revision the record was read at
     return node
 
 

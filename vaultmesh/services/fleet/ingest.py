@@ -97,9 +97,10 @@ class HeartbeatIngest:
             if node_id != str(hb.node_id):
                 self._reject(NodeMismatch.code, "subject node id differs from body node_id")
                 return
+            rev = self._tombstones.revision(node_id)
             if not self._tombstones.admits(node_id, seq):
                 return  # a removed node's old heartbeat (replayed): it stays removed
-            change: Change | None = self._registry.register(node_id, hb, arrival, self._now())
+            change: Change | None = self._registry.register(node_id, hb, arrival, self._now(), rev)
         else:
             # A registered token is canonical already: comparing the digits is enough (and
             # cheaper than formatting the UUID on every heartbeat).

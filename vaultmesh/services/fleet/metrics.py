@@ -45,6 +45,10 @@ class FleetMetrics:
             ["reason"],
         )
         self._nodes = base.gauge("vaultmesh_fleet_nodes", "Registered nodes by status.", ["status"])
+        self._writer = base.gauge(
+            "vaultmesh_fleet_writer",
+            "1 while this replica holds the writer lease (it writes FLEET_STATE and events).",
+        ).labels(service)
 
     def reject(self, source: str, code: str) -> None:
         """Count one rejected input."""
@@ -61,6 +65,10 @@ class FleetMetrics:
     def resynced(self, stream: str) -> Callable[[], None]:
         """A callback counting one resync of the reader of ``stream``."""
         return self.resyncs.labels(self.base.service, stream).inc
+
+    def set_writer(self, holding: bool) -> None:
+        """Publish whether this replica is the writer."""
+        self._writer.set(1 if holding else 0)
 
     def set_nodes(self, counts: dict[NodeStatus, int]) -> None:
         """Publish the per-status node gauges."""

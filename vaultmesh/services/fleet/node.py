@@ -14,6 +14,10 @@ class NodeState:
     """Last heartbeat facts plus derived state; ``__slots__`` keeps it a few hundred bytes.
 
     Times are epoch seconds (floats). ``skew`` is -1/0/+1 (see attention.skew_direction).
+    ``rev`` is the FLEET_STATE revision this state was last stored at (or, for a node not
+    stored yet, the revision of the key it will replace; 0 when there is none): the version
+    number a compare-and-set write needs, so a record never overwrites a removal it has not
+    seen (see writer.py).
     The ``base_*`` fields are the accepted identity that drift is measured against;
     they share the same string objects as the current fields while nothing drifted.
     """
@@ -33,6 +37,7 @@ class NodeState:
         "node_id",
         "os_profile",
         "reasons",
+        "rev",
         "services_ok",
         "skew",
         "status",
@@ -55,6 +60,7 @@ class NodeState:
         self.drift_since: float | None = None
         self.status = NodeStatus.OK
         self.reasons: tuple[str, ...] = ()
+        self.rev = 0
 
 
 def pack_metrics(metrics: NodeMetrics | None) -> Metrics | None:

@@ -64,9 +64,15 @@ class Registry:
             return self.register(node_id, hb, arrival, now)
         return self.update(node, hb, arrival, now)
 
-    def register(self, node_id: str, hb: Heartbeat, arrival: float, now: float) -> Change:
-        """Add a node on its first heartbeat (``node_id`` must be new and canonical)."""
+    def register(
+        self, node_id: str, hb: Heartbeat, arrival: float, now: float, rev: int = 0
+    ) -> Change:
+        """Add a node on its first heartbeat (``node_id`` must be new and canonical).
+
+        ``rev`` is the revision of the tombstone the node replaces, if any (see NodeState).
+        """
         node = NodeState(node_id, hb, arrival)
+        node.rev = rev
         node.os_profile = node.base_os_profile = self._share(hb.os_profile)
         node.vaultmesh_root = node.base_root = self._share(hb.vaultmesh_root)
         node.skew = attention.skew_direction(node.last_heartbeat, arrival, self.policy)

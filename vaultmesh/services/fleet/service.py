@@ -2,9 +2,15 @@
 
 Start-up order (so a restart loses nothing and answers only once rebuilt):
 ensure streams and bucket -> load derived state and tombstones from FLEET_STATE
--> replay the last heartbeat of every node from HEARTBEATS (then follow it live;
-a removed node's old heartbeats stay history) -> replay the tail of EVENTS into
-the working set -> sweep and expire -> serve ``fleet.api.*``.
+(then keep watching it for other replicas' writes) -> replay the last heartbeat
+of every node from HEARTBEATS (then follow it live; a removed node's old
+heartbeats stay history) -> replay the tail of EVENTS into the working set ->
+sweep -> try for the writer lease (the holder takes over: writes what differs
+from the bucket, then expires) -> serve ``fleet.api.*``.
+
+Replicas: every replica reads everything and answers in the ``fleet`` queue
+group; only the lease holder writes derived state (see lease.py, takeover.py,
+replication.py and docs/fleet.md, Replicas).
 """
 
 from __future__ import annotations
@@ -12,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from uuid import UUID
+import os
+import socket
+import time
+from uuid import uuid4
 
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import DeliverPolicy
 from nats.js.kv import KeyValue
 
@@ -25,25 +33,33 @@ from vaultmesh.shared.clock import Clock, SystemClock
 from vaultmesh.shared.errors import Unavailable
 from vaultmesh.shared.metrics import ServiceMetrics
 from vaultmesh.shared.micro import MicroService
+from vaultmesh.shared.models.events import EventEnvelope
 from vaultmesh.shared.models.fleet import RemovalReason
 from vaultmesh.shared.runtime import Builder, Component, Lifecycle
 
 from .api import FleetApi
 from .config import FleetSettings
-from .derived import parse_record, parse_tombstone
 from .events import EventWindow
 from .history import HeartbeatHistoryReader
 from .ingest import EventIngest, HeartbeatIngest
+from .lease import Lease
 from .metrics import FleetMetrics
 from .registry import Registry
 from .removal import Removal
+from .replication import StateEntry, StateFollower
+from .statewatch import StateWatch, snapshot
 from .tail import StreamTail
+from .takeover import Stored, plan, read_entry
 from .tombstones import Tombstones
 from .writer import StateWriter
 
 log = logging.getLogger(__name__)
 
 NAME = "fleet-state"
+# A previous writer's unpublished event is published again only when its record was
+# stored this recently: inside EVENTS' duplicate window (the server's default, 2 min),
+# so if it was published after all the stream drops the copy.
+REPUBLISH_WITHIN_S = 90.0
 
 
 class FleetService(Lifecycle):
@@ -61,8 +77,13 @@ class FleetService(Lifecycle):
         self.tombstones = Tombstones()
         self.window = EventWindow(settings.fleet_events_window)
         self.writer: StateWriter | None = None
+        self.lease: Lease | None = None
+        self.state: StateWatch | None = None
         self.heartbeats: StreamTail | None = None
         self.events: StreamTail | None = None
+        self._kv: KeyValue | None = None
+        self._follower: StateFollower | None = None
+        self.holder = f"{socket.gethostname()}/{os.getpid()}/{uuid4().hex[:8]}"
         self._micro: MicroService | None = None
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -70,8 +91,16 @@ class FleetService(Lifecycle):
         """Rebuild state from the streams, then serve (idempotent)."""
         if self._micro is not None:
             return
-        kv = await self._ensure_storage()
-        self.writer = StateWriter(
+        self._kv = kv = await self._ensure_storage()
+        self.lease = lease = Lease(
+            self._js,
+            kv,
+            holder=self.holder,
+            ttl_s=self._settings.fleet_lease_ttl_s,
+            on_gain=self._take_over,
+            on_loss=self._step_down,
+        )
+        self.writer = writer = StateWriter(
             self._js,
             kv,
             self.registry,
@@ -79,12 +108,19 @@ class FleetService(Lifecycle):
             self._clock,
             self.tombstones,
             tombstone_ttl_s=self._settings.fleet_heartbeat_max_age_s,
+            may_write=lambda: lease.held,
         )
-        await self._restore(kv)
-        await self.writer.start()
-        await self._follow_heartbeats(self.writer)
+        self._follower = StateFollower(
+            self.registry, self.tombstones, forget=writer.forget, lease_freed=lease.poke
+        )
+        await self._restore(kv, self._follower)
+        await writer.start()
+        await self._follow_heartbeats(writer)
         await self._follow_events()
+        assert self.state is not None
+        await self.state.start()
         self.sweep()
+        await lease.start()
         await self._expire_safely()
         self._sweeper = asyncio.create_task(self._sweep_loop())
         api = FleetApi(self.registry, self.window, self._history_reader(), self.delete)
@@ -100,7 +136,12 @@ class FleetService(Lifecycle):
         await self._micro.start()
         await self._nc.flush()  # subscriptions are on the server before we call ourselves ready
         log.info(
-            "fleet-state ready", extra={"nodes": len(self.registry), "events": len(self.window)}
+            "fleet-state ready",
+            extra={
+                "nodes": len(self.registry),
+                "events": len(self.window),
+                "writer": writer.leading,
+            },
         )
 
     async def stop(self) -> None:
@@ -113,11 +154,15 @@ class FleetService(Lifecycle):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
-        for tail in (self.heartbeats, self.events):
-            if tail is not None:
-                await tail.stop()
+        for part in (self.heartbeats, self.events, self.state):
+            if part is not None:
+                await part.stop()
         if self.writer is not None:
             await self.writer.stop()
+        # After the last write: the next holder's takeover then finds nothing left to do.
+        if self.lease is not None:
+            await self.lease.stop()
+        self.metrics.set_writer(False)
 
     def sweep(self) -> int:
         """Re-evaluate staleness and drift now; returns how many nodes changed."""
@@ -136,11 +181,14 @@ class FleetService(Lifecycle):
         return removal
 
     async def expire(self) -> int:
-        """Remove nodes silent for longer than the retention; returns how many left."""
+        """Remove nodes silent for longer than the retention; returns how many left.
+
+        Only the writer expires (the others learn it from the tombstones).
+        """
         retention = self._settings.fleet_node_retention_s
         now = self._clock.now().timestamp()
         self._forget_old_tombstones(now)
-        if not retention:
+        if not retention or self.writer is None or not self.writer.leading:
             return 0
         removed = 0
         for node_id in self.registry.expired(now, retention):
@@ -188,39 +236,45 @@ class FleetService(Lifecycle):
         await streams.ensure_stream(self._js, streams.audit_config(limits))
         return await streams.ensure_kv(self._js, subjects.KV_FLEET_STATE, replicas=limits.replicas)
 
-    async def _restore(self, kv: KeyValue) -> None:
-        """Load every node's persisted derived state (latest value per key)."""
-        watcher = await kv.watchall(ignore_deletes=True)
-        restored = skipped = 0
-        try:
-            while True:
-                timeout = self._settings.fleet_replay_timeout_s
-                entry = await watcher.updates(timeout=timeout)  # type: ignore[no-untyped-call]
-                if entry is None:
-                    break
-                if not is_node_id(entry.key):
-                    skipped += 1
-                    continue
-                if self._restore_entry(entry.key, entry.value or b""):
-                    restored += 1
-                else:
-                    skipped += 1
-        except NatsTimeoutError:
-            log.warning("derived state load timed out; continuing with what was read")
-        finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]
-        log.info("derived state loaded", extra={"nodes": restored, "skipped": skipped})
+    async def _restore(self, kv: KeyValue, follower: StateFollower) -> None:
+        """Load every node's persisted derived state, then keep watching the bucket."""
+        self.state = StateWatch(kv, self._on_state, self._settings.fleet_replay_timeout_s)
+        await self.state.load(follower.restore)
+        log.info(
+            "derived state loaded",
+            extra={"nodes": follower.restored, "skipped": follower.skipped},
+        )
 
-    def _restore_entry(self, node_id: str, value: bytes) -> bool:
-        record = parse_record(value)
-        if record is not None:
-            self.registry.restore(node_id, record)
-            return True
-        tombstone = parse_tombstone(value)
-        if tombstone is not None:
-            self.tombstones.bury(node_id, tombstone.cutoff_seq, tombstone.at)
-            return True
-        return False
+    def _on_state(self, entry: StateEntry) -> None:
+        assert self._follower is not None
+        if self._follower.apply(entry):
+            self.metrics.set_nodes(self.registry.counts())
+            log.info("node removed by another replica", extra={"node_id": entry.key})
+
+    async def _take_over(self) -> None:
+        """Become the writer: write and announce what differs from the bucket."""
+        assert self._kv is not None
+        assert self.writer is not None
+        stored: dict[str, Stored] = {}
+        unpublished: list[EventEnvelope] = []
+        since = time.time() - REPUBLISH_WITHIN_S  # the duplicate window is the server's time
+        timeout = self._settings.fleet_replay_timeout_s
+        async for entry in snapshot(self._kv, timeout):
+            read_entry(entry, stored, unpublished, since)
+        # From here to lead() nothing awaits, so no heartbeat slips between plan and lead.
+        changes = plan(self.registry, stored)
+        self.writer.lead(changes, unpublished)
+        self.metrics.set_writer(True)
+        log.info(
+            "fleet-state is the writer",
+            extra={"changes": len(changes), "unpublished": len(unpublished)},
+        )
+
+    def _step_down(self) -> None:
+        assert self.writer is not None
+        self.writer.step_down()
+        self.metrics.set_writer(False)
+        log.warning("fleet-state is no longer the writer")
 
     async def _follow_heartbeats(self, writer: StateWriter) -> None:
         ingest = HeartbeatIngest(
@@ -265,14 +319,6 @@ class FleetService(Lifecycle):
 
     def _history_reader(self) -> HeartbeatHistoryReader:
         return HeartbeatHistoryReader(self._nc, self._settings.fleet_heartbeat_history)
-
-
-def is_node_id(text: str) -> bool:
-    """True when ``text`` is a UUID in canonical form (how the registry keys nodes)."""
-    try:
-        return str(UUID(text)) == text
-    except ValueError:
-        return False
 
 
 def build_for(settings: FleetSettings, clock: Clock | None = None) -> Builder:

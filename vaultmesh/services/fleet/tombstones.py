@@ -18,10 +18,12 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Tombstone:
-    """A removed node's cutoff (a HEARTBEATS sequence) and when it was removed."""
+    """A removed node's cutoff (a HEARTBEATS sequence), when it was removed, and the
+    FLEET_STATE revision the tombstone was stored at."""
 
     cutoff_seq: int
     at: float
+    rev: int = 0
 
 
 class Tombstones:
@@ -36,9 +38,14 @@ class Tombstones:
     def __contains__(self, node_id: object) -> bool:
         return node_id in self._graves
 
-    def bury(self, node_id: str, cutoff_seq: int, at: float) -> None:
+    def bury(self, node_id: str, cutoff_seq: int, at: float, rev: int = 0) -> None:
         """Remember that ``node_id`` was removed with heartbeats up to ``cutoff_seq`` read."""
-        self._graves[node_id] = Tombstone(cutoff_seq, at)
+        self._graves[node_id] = Tombstone(cutoff_seq, at, rev)
+
+    def revision(self, node_id: str) -> int:
+        """The revision of ``node_id``'s tombstone (0 when it has none)."""
+        grave = self._graves.get(node_id)
+        return grave.rev if grave is not None else 0
 
     def admits(self, node_id: str, seq: int) -> bool:
         """True when a heartbeat of ``node_id`` at stream sequence ``seq`` may register it.

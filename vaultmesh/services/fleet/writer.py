@@ -6,6 +6,15 @@ status transition). A background task writes each dirty node's record to the
 queued ``attention`` EventEnvelopes to EVENTS with a JetStream publish. Failed
 writes stay queued and are retried, so a NATS outage delays them, never drops them.
 
+Only the replica holding the writer lease does this (``lead``); the others drop
+changes as they come (``step_down``), and the next holder re-derives them from
+the bucket (takeover.py). Records are written by compare-and-set on the
+revision the node was last stored at, so a record never overwrites a tombstone
+another replica wrote meanwhile. A record is stored before its node's attention
+event is published and carries that event until then (``announce``), so a
+holder that dies between the two leaves the event for the next one to publish
+(with the same message id: the stream drops it if it was stored after all).
+
 Removing a node (``remove``) takes the same lock, so no write of the node's
 record can land after its tombstone: the tombstone is stored first (the removal
 fails, changing nothing, when it cannot be), then the node leaves the registry,
@@ -18,10 +27,12 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from vaultmesh.shared import subjects
@@ -32,8 +43,9 @@ from vaultmesh.shared.models.fleet import RemovalReason
 from vaultmesh.shared.runtime import Lifecycle
 
 from .attention import Verdict, attention_event
-from .derived import record_of
+from .derived import parse_tombstone, record_of
 from .metrics import FleetMetrics
+from .node import NodeState
 from .registry import Change, Registry
 from .removal import AUDIT_SERVICE, Removal
 from .tombstones import Tombstones
@@ -55,15 +67,16 @@ class Outgoing:
     body: bytes
     stream: str
     msg_id: str
-    attention: bool = False  # counted as an attention event once stored
+    attention: str | None = None  # the node of an attention event (derived: the holder's)
 
     @classmethod
     def event(cls, event: EventEnvelope, *, attention: bool = False) -> Outgoing:
         """An EventEnvelope for EVENTS."""
         assert event.node_id is not None
-        subject = subjects.event(event.kind.value, event.node_id)
+        node_id = str(event.node_id)
+        subject = subjects.event(event.kind.value, node_id)
         body = event.model_dump_json().encode()
-        return cls(subject, body, subjects.STREAM_EVENTS, event.id, attention)
+        return cls(subject, body, subjects.STREAM_EVENTS, event.id, node_id if attention else None)
 
 
 class StateWriter(Lifecycle):
@@ -78,6 +91,7 @@ class StateWriter(Lifecycle):
         clock: Clock,
         tombstones: Tombstones,
         tombstone_ttl_s: float,
+        may_write: Callable[[], bool] = lambda: True,
     ) -> None:
         self._js = js
         self._kv = kv
@@ -86,6 +100,10 @@ class StateWriter(Lifecycle):
         self._clock = clock
         self._tombstones = tombstones
         self._tombstone_ttl_s = tombstone_ttl_s
+        self._may_write = may_write  # the lease is still ours (checked before each flush)
+        self._leading = False
+        # Each node's attention event not yet published: stored with its record.
+        self._announcing: dict[str, EventEnvelope] = {}
         self._dirty: dict[str, None] = {}
         self._events: deque[Outgoing] = deque()
         self._wake = asyncio.Event()
@@ -97,8 +115,50 @@ class StateWriter(Lifecycle):
         """Writes and events not yet done."""
         return len(self._dirty) + len(self._events)
 
+    @property
+    def leading(self) -> bool:
+        """True while this replica writes derived state."""
+        return self._leading
+
+    def lead(self, changes: Iterable[Change], unpublished: Iterable[EventEnvelope]) -> None:
+        """Become the writer: publish what a previous holder left, write ``changes``,
+        then every change as it comes (call without awaiting in between, so no change
+        slips between the takeover plan and this)."""
+        for event in unpublished:
+            self._queue(Outgoing.event(event, attention=True))
+        self._leading = True
+        for change in changes:
+            self.changed(change)
+        self._wake.set()
+
+    def step_down(self) -> None:
+        """Stop writing derived state; what is pending is left to the next holder.
+
+        Removal events and audit records stay queued: they answer a request this
+        replica served, not a change every replica saw.
+        """
+        if not self._leading:
+            return
+        self._leading = False
+        self._dirty.clear()
+        self._announcing.clear()
+        self._events = deque(m for m in self._events if m.attention is None)
+
+    def forget(self, node_id: str, *, unrecorded: bool = False) -> None:
+        """Drop pending work for a removed node: its record and, when that record was never
+        stored (``unrecorded``, or still pending), its attention events: an event goes out
+        only after its record."""
+        if node_id in self._dirty:
+            del self._dirty[node_id]
+            unrecorded = True
+        self._announcing.pop(node_id, None)
+        if unrecorded:
+            self._events = deque(m for m in self._events if m.attention != node_id)
+
     def changed(self, change: Change) -> None:
         """Note a derived-state change (called on the hot path: no I/O here)."""
+        if not self._leading:
+            return
         self._dirty[change.node_id] = None
         if change.transition:
             self._queue_event(change)
@@ -130,10 +190,10 @@ class StateWriter(Lifecycle):
                 return None
             at = self._clock.now().timestamp()
             removal = Removal.of(node, reason, at, cutoff_seq, by)
-            await self._bury(removal)
+            rev = await self._bury(removal)
             self._registry.remove(node_id)
-            self._dirty.pop(node_id, None)
-            self._tombstones.bury(node_id, cutoff_seq, at)
+            self.forget(node_id)
+            self._tombstones.bury(node_id, cutoff_seq, at, rev)
         self._metrics.removed(reason)
         self._queue(Outgoing.event(removal.event()))
         record = removal.audit()
@@ -144,19 +204,23 @@ class StateWriter(Lifecycle):
         self._wake.set()
         return removal
 
-    async def _bury(self, removal: Removal) -> None:
+    async def _bury(self, removal: Removal) -> int:
         # The tombstone replaces the record and expires when the heartbeats it covers have.
-        await self._js.publish(
+        ack = await self._js.publish(
             subjects.kv_key(subjects.KV_FLEET_STATE, removal.node_id),
             removal.tombstone(),
             stream=subjects.kv_stream(subjects.KV_FLEET_STATE),
             msg_ttl=self._tombstone_ttl_s,
         )
         self._metrics.kv_writes.inc()
+        return int(ack.seq)
 
     async def flush(self) -> None:
         """Write every pending record and event now; raises if NATS fails."""
         async with self._lock:
+            if self._leading and not self._may_write():
+                log.warning("writer lease lapsed; leaving derived state to the next holder")
+                self.step_down()
             await self._write_records()
             await self._publish_events()
 
@@ -180,6 +244,7 @@ class StateWriter(Lifecycle):
         verdict = Verdict(node.status, node.reasons)
         now = self._clock.now().timestamp()
         event = attention_event(node.node_id, node.hostname, verdict, change.previous, now)
+        self._announcing[node.node_id] = event
         self._queue(Outgoing.event(event, attention=True))
 
     def _queue(self, message: Outgoing) -> None:
@@ -189,6 +254,9 @@ class StateWriter(Lifecycle):
             log.warning("event queue full; dropped the oldest")
 
     async def _write_records(self) -> None:
+        if not self._leading:
+            self._dirty.clear()  # failed writes re-queued after a step-down
+            return
         while self._dirty:
             batch = list(self._dirty)[:_CONCURRENT_PUTS]
             for node_id in batch:
@@ -207,19 +275,50 @@ class StateWriter(Lifecycle):
 
     async def _put(self, node_id: str) -> None:
         node = self._registry.get(node_id)
-        if node is not None:
-            await self._kv.put(node_id, record_of(node))
-            self._metrics.kv_writes.inc()
+        if node is None:
+            return
+        value = record_of(node, self._announcing.get(node_id))
+        try:
+            node.rev = await self._kv.update(node_id, value, last=node.rev)
+        except KeyWrongLastSequenceError:
+            if not await self._rebase(node):
+                return
+            node.rev = await self._kv.update(node_id, value, last=node.rev)
+        self._metrics.kv_writes.inc()
+
+    async def _rebase(self, node: NodeState) -> bool:
+        """After a compare-and-set miss: adopt the key's revision, or False when it now
+        holds a tombstone (another replica removed the node; the state watch applies it)."""
+        try:
+            entry = await self._kv.get(node.node_id)
+        except KeyDeletedError as exc:
+            node.rev = exc.entry.revision if exc.entry is not None else 0
+            return True
+        except KeyNotFoundError:
+            node.rev = 0  # a tombstone that aged out
+            return True
+        if parse_tombstone(entry.value or b"") is not None:
+            self.forget(node.node_id, unrecorded=True)
+            return False
+        node.rev = entry.revision or 0  # written by a holder whose lease had lapsed
+        return True
 
     async def _publish_events(self) -> None:
         while self._events:
             message = self._events[0]
-            await self._js.publish(
+            ack = await self._js.publish(
                 message.subject,
                 message.body,
                 stream=message.stream,
                 headers={MSG_ID_HEADER: message.msg_id},
             )
-            self._events.popleft()
-            if message.attention:
-                self._metrics.attention_events.inc()
+            # step_down or forget may have replaced the queue while this was on the wire.
+            if self._events and self._events[0] is message:
+                self._events.popleft()
+            node_id = message.attention
+            if node_id is not None:
+                announcing = self._announcing.get(node_id)
+                if announcing is not None and announcing.id == message.msg_id:
+                    del self._announcing[node_id]
+                if not ack.duplicate:
+                    self._metrics.attention_events.inc()

@@ -7,5 +7,6 @@ The shape every service package shares:
 - ``service``: the running component (``VaultComponent``) and its one builder, ``build_for``;
 - ``errors``: this package's errors, under ``vaultmesh.shared.errors.VaultMeshError``;
 - the domain (``vault``, ``keyring``, ``acl``, ``store`` and ``sqlite_store`` ...), which never
-  imports ``nats``; only the bus adapters ``audit``, ``kv_store`` and ``service`` do.
+  imports ``nats``; only the bus adapters ``audit``, ``kv_store`` (with ``kv_index``, the
+  key index that follows the bucket, and ``kv_lease``, the rewrap lease) and ``service`` do.
 """

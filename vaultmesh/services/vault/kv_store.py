@@ -4,11 +4,16 @@ One KV entry per secret (``s.<base64url(path)>``) holds its metadata and all
 retained versions as MessagePack, so a write is one atomic compare-and-set on
 the entry's revision; key terms live in ``t.<term>``. The bucket keeps one
 revision per key, so a replaced or deleted ciphertext does not linger.
+
+Several replicas share the bucket, and none keeps a copy of an entry: every read
+is a get from the stream (the bucket has no direct gets, so the stream leader
+answers, which has every acknowledged write). Listing and counting use the key
+index (``kv_index``), made current with the stream before each answer; the
+rewrap lease is in its own bucket (``kv_lease``).
 """
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Awaitable, Collection
 from datetime import datetime
 from typing import Any, TypeVar
@@ -16,30 +21,24 @@ from typing import Any, TypeVar
 import msgpack
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
-from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from vaultmesh.services.vault.errors import StaleWrite
+from vaultmesh.services.vault.kv_index import KeyIndex
+from vaultmesh.services.vault.kv_keys import secret_key as _key
+from vaultmesh.services.vault.kv_keys import term_key
+from vaultmesh.services.vault.kv_lease import KvLease
+from vaultmesh.services.vault.lease import Lease
 from vaultmesh.services.vault.records import Sealed, Secret, TermRecord, Version
 from vaultmesh.shared import subjects
 from vaultmesh.shared.errors import Unavailable
 from vaultmesh.shared.streams import ensure_kv
 
 T = TypeVar("T")
-_SECRET = "s."  # noqa: S105 (a key prefix)
-_TERM = "t."
 _CAS_RETRIES = 20
 # JetStream "wrong last sequence" error codes (expected revision did not match).
 _WRONG_LAST_SEQUENCE = (10071, 10164)
-
-
-def _key(path: str) -> str:
-    return _SECRET + base64.urlsafe_b64encode(path.encode("utf-8")).decode("ascii").rstrip("=")
-
-
-def _path(key: str) -> str:
-    text = key[len(_SECRET) :]
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("utf-8")
 
 
 def _pack(doc: dict[str, Any]) -> bytes:
@@ -86,7 +85,7 @@ async def _bus(call: Awaitable[T]) -> T:
     """Await a KV call, turning bus failures into Unavailable (never a raw exception)."""
     try:
         return await call
-    except (KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError):
+    except (KeyNotFoundError, KeyWrongLastSequenceError):
         raise
     except (NatsError, TimeoutError) as exc:
         raise Unavailable(
@@ -103,44 +102,52 @@ class KvStore:
         self._js = js
         self._replicas = replicas
         self._kv: KeyValue | None = None
+        self._index = KeyIndex(js, subjects.KV_VAULT)
+        self._lease = KvLease(js, "rewrap", replicas)
 
     async def open(self) -> None:
-        """Open the bucket, creating it when missing."""
+        """Open the buckets (creating them where this identity may) and load the key index."""
         if self._kv is None:
             self._kv = await _bus(ensure_kv(self._js, subjects.KV_VAULT, self._replicas))
+            await self._lease.open()
+            await self._index.start()
 
     async def close(self) -> None:
-        """Nothing to release (the connection belongs to the service)."""
+        """Stop following the bucket (the connection belongs to the service)."""
+        await self._index.stop()
         self._kv = None
+
+    def rewrap_lease(self) -> Lease:
+        """The lease the rewrap holds while it runs, shared by every replica."""
+        return self._lease
 
     @property
     def _bucket(self) -> KeyValue:
         assert self._kv is not None, "store is not open"
         return self._kv
 
-    async def _keys(self) -> list[str]:
-        try:
-            return await _bus(self._bucket.keys())
-        except NoKeysError:
-            return []
-
     # ---- key terms ---------------------------------------------------------------------
 
     async def load_terms(self) -> list[TermRecord]:
         """Every stored key term, oldest first."""
+        await self._index.sync()
         records = []
-        for key in await self._keys():
-            if key.startswith(_TERM):
-                doc = msgpack.unpackb((await _bus(self._bucket.get(key))).value, raw=False)
-                records.append(
-                    TermRecord(
-                        doc["term"],
-                        doc["nonce"],
-                        doc["key"],
-                        datetime.fromisoformat(doc["created"]),
-                    )
+        for term in self._index.terms:
+            doc = msgpack.unpackb((await _bus(self._bucket.get(term_key(term)))).value, raw=False)
+            records.append(
+                TermRecord(
+                    doc["term"], doc["nonce"], doc["key"], datetime.fromisoformat(doc["created"])
                 )
-        return sorted(records, key=lambda record: record.term)
+            )
+        return records
+
+    async def has_term(self, term: int) -> bool:
+        """Whether ``term`` is stored (one get: another replica may have just added it)."""
+        try:
+            await _bus(self._bucket.get(term_key(term)))
+        except KeyNotFoundError:
+            return False
+        return True
 
     async def add_term(self, record: TermRecord) -> bool:
         """Store a new term; False when it exists."""
@@ -152,7 +159,7 @@ class KvStore:
             "reserved": 0,
         }
         try:
-            await _bus(self._bucket.create(f"{_TERM}{record.term}", _pack(doc)))
+            await _bus(self._bucket.create(term_key(record.term), _pack(doc)))
         except KeyWrongLastSequenceError:
             return False
         return True
@@ -160,7 +167,7 @@ class KvStore:
     async def reseal_term(self, old: TermRecord, new: TermRecord) -> bool:
         """Replace ``old.term``'s sealed key by ``new``'s if it is still ``old``'s
         (compare-and-set on the term entry, so a concurrent reservation is kept)."""
-        key = f"{_TERM}{old.term}"
+        key = term_key(old.term)
         for _ in range(_CAS_RETRIES):
             try:
                 entry = await _bus(self._bucket.get(key))
@@ -179,7 +186,7 @@ class KvStore:
 
     async def reserve(self, term: int, count: int) -> int:
         """Reserve ``count`` encryptions under ``term`` (compare-and-set on the term entry)."""
-        key = f"{_TERM}{term}"
+        key = term_key(term)
         for _ in range(_CAS_RETRIES):
             entry = await _bus(self._bucket.get(key))
             doc = msgpack.unpackb(entry.value, raw=False)
@@ -227,13 +234,14 @@ class KvStore:
             ) from None
 
     async def paths(self, prefix: str = "") -> list[str]:
-        """Key paths starting with ``prefix``, sorted (a scan of the bucket's keys)."""
-        found = (_path(key) for key in await self._keys() if key.startswith(_SECRET))
-        return sorted(path for path in found if path.startswith(prefix))
+        """Key paths starting with ``prefix``, sorted (from the index, made current first)."""
+        await self._index.sync()
+        return self._index.paths(prefix)
 
     async def count(self) -> int:
-        """How many secrets are stored."""
-        return sum(1 for key in await self._keys() if key.startswith(_SECRET))
+        """How many secrets are stored (from the index, made current first)."""
+        await self._index.sync()
+        return self._index.count
 
     async def stale_paths(self, term: int) -> list[str]:
         """Paths with a version sealed under a term older than ``term`` (reads every secret)."""

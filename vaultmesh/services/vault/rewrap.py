@@ -4,6 +4,12 @@ It runs one pass per target term; a rotation during a pass makes it start over
 with the newer target. Versions that fail their integrity check are left as
 they are and counted; a storage failure stops the pass (state ``failed``) until
 the next rotation or restart.
+
+Replicas sharing a store rewrap one at a time: a pass runs only while this
+replica holds the store's rewrap lease (``lease``), renewed as the pass goes.
+Every replica that learns of a new term wants a pass to it; the others wait
+(state ``waiting``) and ask again every quarter of the lease's lifetime, so if
+the holder dies, another one takes over once its lease lapses.
 """
 
 from __future__ import annotations
@@ -11,11 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from vaultmesh.services.vault.lease import Lease, LocalLease
 from vaultmesh.shared.clock import Clock, rfc3339
 from vaultmesh.shared.errors import VaultMeshError
 
@@ -52,13 +59,25 @@ class RewrapProgress:
         }
 
 
-class Rewrapper:
-    """Runs rewrap passes in a background task."""
+class _LeaseTaken(Exception):
+    """Another replica holds the rewrap lease."""
 
-    def __init__(self, find_stale: FindStale, rewrap_one: RewrapOne, clock: Clock) -> None:
+
+class Rewrapper:
+    """Runs rewrap passes in a background task, while holding the rewrap lease."""
+
+    def __init__(
+        self,
+        find_stale: FindStale,
+        rewrap_one: RewrapOne,
+        clock: Clock,
+        lease: Lease | None = None,
+    ) -> None:
         self._find_stale = find_stale
         self._rewrap_one = rewrap_one
         self._clock = clock
+        self._lease: Lease = lease or LocalLease()
+        self._held = False
         self._target = 0
         self._task: asyncio.Task[None] | None = None
         self.progress = RewrapProgress()
@@ -84,19 +103,76 @@ class Rewrapper:
                 await task
 
     async def _run(self) -> None:
+        try:
+            while True:
+                try:
+                    await self._hold()
+                    async with self._renewing():
+                        await self._passes()
+                    return
+                except _LeaseTaken:
+                    self.progress.state = "waiting"
+                    await asyncio.sleep(self._lease.ttl / 4)
+                except VaultMeshError as exc:
+                    self.progress.state = "failed"
+                    log.error(
+                        "rewrap failed", extra={"code": exc.code, "target_term": self._target}
+                    )
+                    return
+        finally:
+            if self._held:
+                self._held = False
+                await self._lease.release()
+
+    async def _passes(self) -> None:
         while True:
             target = self._target
-            try:
-                finished = await self._pass(target)
-            except VaultMeshError as exc:
-                self.progress.state = "failed"
-                log.error("rewrap failed", extra={"code": exc.code, "target_term": target})
-                return
-            if finished and self._target == target:
+            if await self._pass(target) and self._target == target:
                 self.progress.state = "done"
                 self.progress.finished = self._clock.now()
                 log.info("rewrap done", extra={"target_term": target, **self._counts()})
                 return
+
+    async def _hold(self) -> None:
+        """Take the lease; _LeaseTaken when another replica has it."""
+        self._held = await self._lease.claim()
+        if not self._held:
+            raise _LeaseTaken
+
+    @contextlib.asynccontextmanager
+    async def _renewing(self) -> AsyncIterator[None]:
+        """Renew the lease every third of its lifetime while the body runs (finding stale
+        records alone can outlast the lease); if a renewal fails, stop the body."""
+        worker = asyncio.current_task()
+        assert worker is not None
+        lost = False
+
+        async def renew() -> None:
+            nonlocal lost
+            while True:
+                await asyncio.sleep(self._lease.ttl / 3)
+                try:
+                    held = await self._lease.claim()
+                except VaultMeshError:
+                    held = False  # it may lapse before the bus is back: stop rather than overlap
+                if not held:
+                    lost = True
+                    worker.cancel()
+                    return
+
+        keeper = asyncio.create_task(renew(), name="vault-rewrap-lease")
+        try:
+            yield
+        except asyncio.CancelledError:
+            if not lost:
+                raise
+            worker.uncancel()
+            self._held = False
+            raise _LeaseTaken from None
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
 
     def _counts(self) -> dict[str, int]:
         return {"records": self.progress.done, "failed_versions": self.progress.failed_versions}

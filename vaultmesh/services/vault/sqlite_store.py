@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from vaultmesh.services.vault.errors import StaleWrite
+from vaultmesh.services.vault.lease import Lease, LocalLease
 from vaultmesh.services.vault.records import Sealed, Secret, TermRecord, Version
 
 T = TypeVar("T")
@@ -134,6 +135,10 @@ class SqliteStore:
         con.execute("COMMIT")
         return result
 
+    def rewrap_lease(self) -> Lease:
+        """One process per database file: the rewrap is always this process's."""
+        return LocalLease()
+
     @property
     def _db(self) -> sqlite3.Connection:
         assert self._reader is not None, "store is not open"
@@ -147,6 +152,12 @@ class SqliteStore:
             "SELECT term, nonce, sealed_key, created FROM terms ORDER BY term"
         ).fetchall()
         return [TermRecord(t, n, k, datetime.fromisoformat(c)) for t, n, k, c in rows]
+
+    async def has_term(self, term: int) -> bool:
+        """Whether ``term`` is stored."""
+        return (
+            self._db.execute("SELECT 1 FROM terms WHERE term = ?", (term,)).fetchone() is not None
+        )
 
     async def add_term(self, record: TermRecord) -> bool:
         """Store a new term; False when it exists."""

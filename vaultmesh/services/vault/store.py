@@ -4,6 +4,8 @@ Two backends implement it: ``sqlite_store`` (embedded default) and ``kv_store``
 (JetStream KV, for replicated deployments). Writes are optimistic: ``write``
 and ``remove`` succeed only if the stored revision still equals ``secret.rev``
 (0: absent), and raise ``StaleWrite`` otherwise; a write returns once durable.
+Replicas sharing a store see each other's acknowledged writes at once: a store
+keeps no copy that another replica's write could leave stale.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Protocol
 
+from vaultmesh.services.vault.lease import Lease
 from vaultmesh.services.vault.records import Secret, TermRecord
 
 
@@ -27,8 +30,16 @@ class Store(Protocol):
         """Release the storage; idempotent."""
         ...
 
+    def rewrap_lease(self) -> Lease:
+        """The lease a replica holds while it rewraps (one rewrap at a time per store)."""
+        ...
+
     async def load_terms(self) -> list[TermRecord]:
         """Every stored key term, oldest first."""
+        ...
+
+    async def has_term(self, term: int) -> bool:
+        """Whether ``term`` is stored (a replica asks for the one after its newest)."""
         ...
 
     async def add_term(self, record: TermRecord) -> bool:

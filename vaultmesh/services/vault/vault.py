@@ -73,8 +73,9 @@ class Vault:
         self._limits = limits
         self._budget = Budget(store, limits.rotate_after)
         self._rotating = asyncio.Lock()
-        self.rewrap = Rewrapper(store.stale_paths, self.rewrap_one, clock)
+        self.rewrap = Rewrapper(store.stale_paths, self.rewrap_one, clock, store.rewrap_lease())
         self.resealed_terms = 0  # terms moved from the previous master key to the master key
+        self._opened = False
 
     async def open(self) -> None:
         """Load the keyring (starting term 1 on a new store) and resume any unfinished rewrap."""
@@ -89,6 +90,7 @@ class Vault:
             await self._add_term(1)
         if await self.store.stale_paths(self.keyring.active):
             self.rewrap.start(self.keyring.active)
+        self._opened = True
 
     async def close(self) -> None:
         """Stop the background rewrap."""
@@ -127,7 +129,7 @@ class Vault:
         """Write ``value`` as a new version; honour check-and-set ``cas``."""
         plaintext = value.encode("utf-8")
         for _ in range(_WRITE_RETRIES):
-            current = await self.store.read(path)
+            current = await self._read_for_write(path)
             _check_cas(current, cas)
             number = (current.current if current else 0) + 1
             now = self._clock.now()
@@ -146,6 +148,16 @@ class Vault:
             except StaleWrite:
                 continue
         raise Conflict("the secret changed concurrently too often; retry")
+
+    async def _read_for_write(self, path: str) -> Secret | None:
+        """The stored secret; meanwhile ask whether another replica started a newer term, so
+        that a write acknowledged after its rotation is sealed under it."""
+        current, newer = await asyncio.gather(
+            self.store.read(path), self.store.has_term(self.keyring.active + 1)
+        )
+        if newer:
+            await self._load_terms()
+        return current
 
     async def delete(self, path: str, cas: int | None = None) -> Secret:
         """Delete ``path`` and all its versions; with ``cas`` only at that version."""
@@ -171,7 +183,12 @@ class Vault:
     # ---- key terms ---------------------------------------------------------------------
 
     async def rotate(self) -> int:
-        """Start a new key term now; old data stays readable and is rewrapped in the background."""
+        """Start a new key term now; old data stays readable and is rewrapped in the background.
+
+        The newest stored term counts, not this replica's: a rotation another replica made
+        before this request does not stand in for it (one made meanwhile does).
+        """
+        await self._load_terms()
         return await self._rotate_after(self.keyring.active, reason="request")
 
     async def _rotate_after(self, seen: int, reason: str = "limit") -> int:
@@ -193,13 +210,21 @@ class Vault:
         return self.keyring.active
 
     async def _load_terms(self) -> None:
-        """Load the stored terms; keep those the previous master key sealed re-sealed."""
+        """Load the stored terms; keep those the previous master key sealed re-sealed.
+
+        A term another replica started is rewrapped to here too (one replica at a time,
+        see ``rewrap``): if that replica dies mid-pass, this one finishes the work.
+        """
+        known = self.keyring.active
         for resealed in self.keyring.load(await self.store.load_terms()):
             if await self.store.reseal_term(resealed.old, resealed.new):
                 self.resealed_terms += 1
                 log.info(
                     "key term re-sealed under the new master key", extra={"term": resealed.old.term}
                 )
+        if self._opened and self.keyring.active > known:
+            log.info("key term started by another replica", extra={"term": self.keyring.active})
+            self.rewrap.start(self.keyring.active)
 
     async def rewrap_one(self, path: str, target: int) -> int:
         """Re-seal ``path``'s versions older than ``target``; return how many failed to open."""
