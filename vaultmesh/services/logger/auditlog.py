@@ -35,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from vaultmesh.services.logger import entry, merkle
+from vaultmesh.services.logger import entry, merkle, proofs
 from vaultmesh.services.logger.batch import Committed, Staged
 from vaultmesh.services.logger.checkpoint import (
     Checkpoint,
@@ -382,41 +382,9 @@ class AuditLog:
     def inclusion(self, seq: int, tree_size: int | None = None) -> dict[str, Any]:
         """An inclusion proof for entry ``seq``, against a signed tree when possible."""
         snap = self.snapshot()
-        if seq >= snap.size:
-            raise merkle.ProofError(f"entry {seq} is not in the log ({snap.size} entries)")
-        signed = self._signed_size()
-        size = tree_size if tree_size is not None else (signed if seq < signed else snap.size)
-        self._check_sizes(snap, size, seq + 1)
-        cp = self.chain.at_size(size)
-        return {
-            "seq": seq,
-            "tree_size": size,
-            "entry": snap.line(seq).decode(),
-            "leaf_hash": self._tree.leaf(seq).hex(),
-            "path": [h.hex() for h in self._tree.inclusion(seq, size)],
-            "root_hash": self._tree.subtree(0, size).hex(),
-            "checkpoint": cp.to_json() if cp else None,
-        }
+        return proofs.inclusion(snap, self._signed_size(), self.chain, self._tree, seq, tree_size)
 
     def consistency(self, first: int, second: int | None = None) -> dict[str, Any]:
         """A consistency proof from the tree of ``first`` to ``second`` (default: latest signed)."""
         snap = self.snapshot()
-        size = second if second is not None else (self._signed_size() or snap.size)
-        self._check_sizes(snap, size, first)
-        old, new = self.chain.at_size(first), self.chain.at_size(size)
-        return {
-            "first": first,
-            "second": size,
-            "first_root": self._tree.subtree(0, first).hex(),
-            "second_root": self._tree.subtree(0, size).hex(),
-            "path": [h.hex() for h in self._tree.consistency(first, size)],
-            "first_checkpoint": old.to_json() if old else None,
-            "second_checkpoint": new.to_json() if new else None,
-        }
-
-    @staticmethod
-    def _check_sizes(snap: LogSnapshot, size: int, at_least: int) -> None:
-        if size > snap.size:
-            raise merkle.ProofError(f"tree size {size} is beyond the log's {snap.size} entries")
-        if size < at_least:
-            raise merkle.ProofError(f"tree size {size} is smaller than {at_least}")
+        return proofs.consistency(snap, self._signed_size(), self.chain, self._tree, first, second)
