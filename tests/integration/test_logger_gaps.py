@@ -11,61 +11,40 @@ entry, count it, announce it, and ``logs verify`` must fail (and pass only with
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from nats.aio.client import Client
-from nats.js.errors import APIError, NotFoundError
+from nats.js.errors import APIError
 
-from tests.integration.test_logger_service import ask, publish, wait_for_size
+from tests.integration.test_logger_service import (  # noqa: F401 (fixtures)
+    ask,
+    fresh_streams,
+    logger,
+    publish,
+    wait_for_size,
+)
 from vaultmesh.services.logger.auditlog import AuditLog
-from vaultmesh.services.logger.config import LoggerSettings
 from vaultmesh.services.logger.entry import Incoming
 from vaultmesh.services.logger.local import local_env
 from vaultmesh.services.logger.segments import list_segments
-from vaultmesh.services.logger.service import LoggerService, build_for
+from vaultmesh.services.logger.service import LoggerService
 from vaultmesh.services.logger.signing import Signer, load_signing_key
 from vaultmesh.services.logger.verify import verify_dir
-from vaultmesh.shared import bus, subjects
-from vaultmesh.shared.clock import ManualClock, SystemClock
-from vaultmesh.shared.config import BusSettings
+from vaultmesh.shared import subjects
+from vaultmesh.shared.clock import ManualClock
 from vaultmesh.shared.metrics import ServiceMetrics
 
 REPO = Path(__file__).resolve().parents[2]
 GAP_ALERT = subjects.audit("logger", "stream_gap")
 PAUSE = f"{subjects.JS_API}.CONSUMER.PAUSE.{subjects.STREAM_AUDIT}.{subjects.DURABLE_LOGGER}"
-
-
-@pytest.fixture
-async def logger(
-    bus_settings: BusSettings, nc: Client, data_dir: Path
-) -> AsyncIterator[tuple[LoggerService, ServiceMetrics]]:
-    js = nc.jetstream()
-    for name in (subjects.STREAM_AUDIT, subjects.STREAM_EVENTS, subjects.STREAM_LOGGER_LOG):
-        with contextlib.suppress(NotFoundError):
-            await js.delete_stream(name)
-    settings = LoggerSettings(
-        nats_url=bus_settings.nats_url,
-        data_dir=data_dir / "log",
-        logger_signing_key_file=Path(local_env(data_dir)["VAULTMESH_LOGGER_SIGNING_KEY_FILE"]),
-        logger_checkpoint_interval_s=3600,
-        logger_fetch_wait_s=0.2,
-    )
-    conn = await bus.connect(bus_settings, "logger")
-    metrics = ServiceMetrics("logger")
-    service = await build_for(settings, SystemClock())(conn, metrics)
-    await service.start()
-    yield service, metrics
-    await service.stop()
-    await bus.close(conn)
 
 
 async def pause_logger(nc: Client, paused: bool) -> None:
@@ -121,7 +100,7 @@ async def erase_refused(nc: Client) -> None:
 
 @pytest.mark.parametrize("erase", [erase_by_limits], ids=["limits"])
 async def test_erased_audit_records_leave_a_signed_alarmed_gap(
-    logger: tuple[LoggerService, ServiceMetrics],
+    logger: tuple[LoggerService, ServiceMetrics],  # noqa: F811
     nc: Client,
     data_dir: Path,
     erase: Callable[[Client], Any],
@@ -181,7 +160,8 @@ async def test_erased_audit_records_leave_a_signed_alarmed_gap(
 
 
 async def test_the_gap_is_also_an_incident_event(
-    logger: tuple[LoggerService, ServiceMetrics], nc: Client
+    logger: tuple[LoggerService, ServiceMetrics],  # noqa: F811
+    nc: Client,
 ) -> None:
     service, _metrics = logger
     await audit(nc, 1, 2)

@@ -26,6 +26,17 @@ ERROR_CODE_HEADER = "Nats-Service-Error-Code"
 # (503 no responders, 404 not found, 204 end of batch).
 MSG_ID_HEADER = "Nats-Msg-Id"
 STATUS_HEADER = "Status"
+# JetStream compare-and-set: a publish stored only if the stream's (or the subject's) last
+# sequence is the one named; otherwise the server answers with one of these error codes.
+EXPECTED_LAST_SEQUENCE_HEADER = "Nats-Expected-Last-Sequence"
+EXPECTED_LAST_SUBJECT_SEQUENCE_HEADER = "Nats-Expected-Last-Subject-Sequence"
+WRONG_LAST_SEQUENCE_CODES = frozenset({10071, 10164})
+
+
+def wrong_last_sequence(exc: BaseException) -> bool:
+    """True when ``exc`` is JetStream's answer to a compare-and-set that lost."""
+    return getattr(exc, "err_code", None) in WRONG_LAST_SEQUENCE_CODES
+
 
 DEFAULT_MAX_BYTES = 1024 * 1024
 

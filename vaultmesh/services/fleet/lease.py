@@ -23,11 +23,10 @@ from collections.abc import Awaitable, Callable
 
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
-from nats.js.api import Header
 from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from vaultmesh.shared import subjects
+from vaultmesh.shared import codec, subjects
 from vaultmesh.shared.runtime import Lifecycle
 
 from .replication import LEASE_KEY
@@ -37,8 +36,6 @@ log = logging.getLogger(__name__)
 # Count the lease as ours for this share of the TTL after sending the renewal.
 _SAFE_SHARE = 0.8
 _RELEASE_TIMEOUT_S = 2.0
-# The server's error code for a failed compare-and-set (wrong last subject sequence).
-_WRONG_LAST_SEQUENCE = (10071, 10164)
 _ERRORS = (NatsError, TimeoutError, OSError)
 
 
@@ -148,11 +145,11 @@ class Lease(Lifecycle):
                 self._subject,
                 self._holder,
                 stream=self._stream,
-                headers={Header.EXPECTED_LAST_SUBJECT_SEQUENCE: str(self._rev)},
+                headers={codec.EXPECTED_LAST_SUBJECT_SEQUENCE_HEADER: str(self._rev)},
                 msg_ttl=self._ttl_s,
             )
         except _ERRORS as exc:
-            if getattr(exc, "err_code", None) in _WRONG_LAST_SEQUENCE:
+            if codec.wrong_last_sequence(exc):
                 log.warning("writer lease lost to another replica")
                 self._lose()
             elif not self.held:

@@ -35,7 +35,7 @@ from nats.js.errors import BadRequestError, NotFoundError
 from vaultmesh.services.logger.checkpoint import Checkpoint
 from vaultmesh.services.logger.chunks import Chunk, split
 from vaultmesh.services.logger.errors import LogCorrupt, WriterFenced
-from vaultmesh.shared import subjects
+from vaultmesh.shared import codec, subjects
 from vaultmesh.shared.streams import ensure_stream
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,6 @@ log = logging.getLogger(__name__)
 ENTRY_HEADER = "Vm-Log-Entry"
 OFFSET_HEADER = "Vm-Log-Offset"
 END_HEADER = "Vm-Log-End"
-EXPECTED_LAST = "Nats-Expected-Last-Sequence"
-_WRONG_LAST_SEQUENCE = 10071  # JetStream: the stream's last sequence is not the expected one
 _HEADER_ROOM = 1024  # bytes of a message kept for headers
 _MAX_CHUNK = 1024 * 1024
 
@@ -217,10 +215,10 @@ class Replica:
                 subject,
                 data,
                 stream=self.stream,
-                headers={**(headers or {}), EXPECTED_LAST: str(self._last)},
+                headers={**(headers or {}), codec.EXPECTED_LAST_SEQUENCE_HEADER: str(self._last)},
             )
         except BadRequestError as exc:
-            if exc.err_code == _WRONG_LAST_SEQUENCE:
+            if codec.wrong_last_sequence(exc):
                 self._last = -1
                 raise WriterFenced("another logger wrote to the log") from None
             raise

@@ -16,17 +16,13 @@ import secrets
 
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
-from nats.js.api import Header
 from nats.js.errors import APIError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from vaultmesh.services.vault.lease import LEASE_TTL_S
-from vaultmesh.shared import buckets, subjects
+from vaultmesh.shared import buckets, codec, subjects
 from vaultmesh.shared.errors import Unavailable
 from vaultmesh.shared.streams import open_bucket
-
-# JetStream "wrong last sequence" error codes (the expected revision did not match).
-_WRONG_LAST_SEQUENCE = (10071, 10164)
 
 
 class KvLease:
@@ -84,11 +80,11 @@ class KvLease:
             raise Unavailable(f"vault lease unavailable: {type(exc).__name__}") from None
 
     async def _write(self, value: bytes, last: int, ttl: int | None) -> bool:
-        headers = {Header.EXPECTED_LAST_SUBJECT_SEQUENCE.value: str(last)}
+        headers = {codec.EXPECTED_LAST_SUBJECT_SEQUENCE_HEADER: str(last)}
         try:
             ack = await self._js.publish(self._subject, value, headers=headers, msg_ttl=ttl)
         except APIError as exc:
-            if exc.err_code in _WRONG_LAST_SEQUENCE:
+            if codec.wrong_last_sequence(exc):
                 self._revision = 0
                 return False
             raise Unavailable(f"vault lease unavailable: {exc.code}") from None

@@ -31,14 +31,12 @@ from vaultmesh.services.vault.kv_keys import term_key
 from vaultmesh.services.vault.kv_lease import KvLease
 from vaultmesh.services.vault.lease import Lease
 from vaultmesh.services.vault.records import Sealed, Secret, TermRecord, Version
-from vaultmesh.shared import subjects
+from vaultmesh.shared import codec, subjects
 from vaultmesh.shared.errors import Unavailable
 from vaultmesh.shared.streams import ensure_kv
 
 T = TypeVar("T")
 _CAS_RETRIES = 20
-# JetStream "wrong last sequence" error codes (expected revision did not match).
-_WRONG_LAST_SEQUENCE = (10071, 10164)
 
 
 def _pack(doc: dict[str, Any]) -> bytes:
@@ -225,7 +223,7 @@ class KvStore:
         try:
             await self._bucket.delete(_key(secret.path), last=secret.rev)
         except APIError as exc:
-            if exc.err_code in _WRONG_LAST_SEQUENCE:
+            if codec.wrong_last_sequence(exc):
                 raise StaleWrite from None
             raise Unavailable(f"vault storage (JetStream KV) unavailable: {exc.code}") from None
         except (NatsError, TimeoutError) as exc:
