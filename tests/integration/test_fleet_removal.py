@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID, uuid4
 
-import orjson
 import pytest
 from nats.aio.client import Client
 
@@ -19,6 +18,7 @@ from tests.integration.test_fleet_support import (
     stream_events,
     wait_for,
 )
+from tests.integration.test_gateway_support import audit_records
 from vaultmesh.services.fleet.derived import parse_record, parse_tombstone
 from vaultmesh.services.gateway.fleet_client import FleetClient
 from vaultmesh.shared import subjects
@@ -30,19 +30,7 @@ from vaultmesh.shared.natsserver import NatsServer
 
 async def fleet_audit(nc: Client, action: str) -> list[dict[str, Any]]:
     """Every ``audit.fleet.<action>`` record stored in AUDIT so far, oldest first."""
-    sub = await nc.jetstream().subscribe(
-        subjects.audit("fleet", action), stream=subjects.STREAM_AUDIT, ordered_consumer=True
-    )
-    records: list[dict[str, Any]] = []
-    try:
-        while True:
-            try:
-                msg = await sub.next_msg(timeout=0.3)
-            except TimeoutError:
-                return records
-            records.append(orjson.loads(msg.data))
-    finally:
-        await sub.unsubscribe()
+    return await audit_records(nc, "fleet", action)
 
 
 async def stored_value(nc: Client, node: str) -> bytes:

@@ -131,10 +131,12 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], what: str) -> T:
         await asyncio.sleep(0.05)
 
 
-async def gateway_audit(nc: Client, action: str) -> list[dict[str, Any]]:
-    """Every ``audit.gateway.<action>`` record in stream AUDIT so far, oldest first."""
+async def audit_records(nc: Client, service: str, action: str) -> list[dict[str, Any]]:
+    """Every ``audit.<service>.<action>`` record in stream AUDIT so far, oldest first."""
     js = nc.jetstream()
-    sub = await js.subscribe(subjects.audit("gateway", action), ordered_consumer=True)
+    sub = await js.subscribe(
+        subjects.audit(service, action), stream=subjects.STREAM_AUDIT, ordered_consumer=True
+    )
     records: list[dict[str, Any]] = []
     try:
         while True:
@@ -145,6 +147,11 @@ async def gateway_audit(nc: Client, action: str) -> list[dict[str, Any]]:
             records.append(orjson.loads(msg.data))
     finally:
         await sub.unsubscribe()
+
+
+async def gateway_audit(nc: Client, action: str) -> list[dict[str, Any]]:
+    """Every ``audit.gateway.<action>`` record in stream AUDIT so far, oldest first."""
+    return await audit_records(nc, "gateway", action)
 
 
 def assert_error_shape(response: httpx.Response, status: int) -> str:
