@@ -15,6 +15,11 @@ DAY = 24 * 3600
 MAX_SESSION_S = 30 * DAY
 
 
+def kv_config(bucket: str, replicas: int = 1, history: int = 1) -> KeyValueConfig:
+    """A plain KV bucket of VaultMesh (fleet state, vault ciphertexts)."""
+    return KeyValueConfig(bucket=bucket, history=history, replicas=replicas)
+
+
 def session_revocations_config(replicas: int = 1) -> KeyValueConfig:
     """SESSION_REVOCATIONS: one key per logged-out session id, until its cookie expires.
 

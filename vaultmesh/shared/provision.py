@@ -42,8 +42,8 @@ class Provisioned:
 def bucket_configs(replicas: int) -> list[KeyValueConfig]:
     """Every KV bucket of the deployment."""
     return [
-        streams.kv_config(subjects.KV_FLEET_STATE, replicas),
-        streams.kv_config(subjects.KV_VAULT, replicas),
+        buckets.kv_config(subjects.KV_FLEET_STATE, replicas),
+        buckets.kv_config(subjects.KV_VAULT, replicas),
         buckets.session_revocations_config(replicas),
         buckets.vault_leases_config(replicas),
     ]

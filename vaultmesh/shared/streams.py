@@ -26,7 +26,7 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError, NotFoundError
 from nats.js.kv import KeyValue
 
-from vaultmesh.shared import subjects
+from vaultmesh.shared import buckets, subjects
 from vaultmesh.shared.errors import Unavailable
 
 DAY = 24 * 3600
@@ -219,8 +219,8 @@ async def _await_stream(js: JetStreamContext, name: str, wait_s: float) -> None:
 async def ensure_kv(
     js: JetStreamContext, bucket: str, replicas: int = 1, history: int = 1, wait_s: float = WAIT_S
 ) -> KeyValue:
-    """Open KV ``bucket`` (configured by ``kv_config``); see ``open_bucket``."""
-    return await open_bucket(js, kv_config(bucket, replicas, history), wait_s)
+    """Open KV ``bucket`` (configured by ``buckets.kv_config``); see ``open_bucket``."""
+    return await open_bucket(js, buckets.kv_config(bucket, replicas, history), wait_s)
 
 
 async def open_bucket(
@@ -233,8 +233,3 @@ async def open_bucket(
     if not await _attempt(js.create_key_value(config), stream, "create"):
         await _await_stream(js, stream, wait_s)
     return await js.key_value(config.bucket)
-
-
-def kv_config(bucket: str, replicas: int = 1, history: int = 1) -> KeyValueConfig:
-    """A KV bucket of VaultMesh (fleet state, vault ciphertexts)."""
-    return KeyValueConfig(bucket=bucket, history=history, replicas=replicas)
