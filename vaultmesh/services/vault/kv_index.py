@@ -66,7 +66,7 @@ class KeyIndex:
     def __init__(self, js: JetStreamContext, bucket: str) -> None:
         self._js = js
         self._stream = subjects.kv_stream(bucket)
-        self._prefix = f"$KV.{bucket}."
+        self._prefix = subjects.kv_all(bucket).removesuffix(">")
         self._paths: list[str] = []
         self._terms: set[int] = set()
         self._seen = 0  # stream sequence of the last message applied
